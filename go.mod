@@ -1,0 +1,3 @@
+module github.com/hvguest/hvguest
+
+go 1.26
