@@ -1,0 +1,38 @@
+# hvguest make targets. `make test` is what CI runs (see .ci/run).
+GO       ?= go
+PKGS     ?= ./...
+FUZZTIME ?= 60s
+
+.PHONY: all test race fuzz bench lint demo deps-check
+
+all: lint test
+
+# Quick tests: a few minutes on 2 cores.
+test:
+	$(GO) test -count=1 $(PKGS)
+
+# The same with the race detector.
+race:
+	$(GO) test -race -count=1 $(PKGS)
+
+# Every fuzz target, FUZZTIME each (default 60s). Go runs one target per
+# invocation, so list them and run them in turn.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+# Benchmarks print ns/pkt and allocs/pkt where they move packets.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+
+# The main job for a newcomer: the simulated host and a guest over VMBus.
+demo:
+	$(GO) run ./tools/hvsim demo
