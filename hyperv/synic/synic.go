@@ -19,7 +19,8 @@ package synic
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/hvguest/hvguest/hyperv/tlfs"
 )
 
 // MaxPayload is the largest message payload (HV_MESSAGE_PAYLOAD_BYTE_COUNT).
@@ -28,40 +29,18 @@ const MaxPayload = 240
 // MaxRelID is the highest event flag a SINT's 2048-bit area can carry.
 const MaxRelID = 2047
 
-// Status is a hypercall result as the TLFS numbers it. Its zero value is
-// success; the others are errors.
-type Status uint16
+// Status is a hypercall result as the TLFS numbers it (tlfs.Status); the
+// zero value is success. The constants below are the ones VMBus transports
+// return.
+type Status = tlfs.Status
 
-// Hypercall status values (Hyper-V TLFS, "Hypercall Status Codes";
-// Linux include/hyperv/hvgdk_mini.h HV_STATUS_*).
+// Hypercall status values the transports use.
 const (
-	StatusSuccess             Status = 0x0000
-	StatusInvalidParameter    Status = 0x0005
-	StatusInvalidConnectionID Status = 0x0012
-	StatusInsufficientBuffers Status = 0x0013
+	StatusSuccess             = tlfs.StatusSuccess
+	StatusInvalidParameter    = tlfs.StatusInvalidParameter
+	StatusInvalidConnectionID = tlfs.StatusInvalidConnectionID
+	StatusInsufficientBuffers = tlfs.StatusInsufficientBuffers
 )
-
-func (s Status) Error() string {
-	switch s {
-	case StatusSuccess:
-		return "hv: success"
-	case StatusInvalidParameter:
-		return "hv: HV_STATUS_INVALID_PARAMETER"
-	case StatusInvalidConnectionID:
-		return "hv: HV_STATUS_INVALID_CONNECTION_ID"
-	case StatusInsufficientBuffers:
-		return "hv: HV_STATUS_INSUFFICIENT_BUFFERS"
-	}
-	return fmt.Sprintf("hv: status %#x", uint16(s))
-}
-
-// Err returns nil for success and s otherwise.
-func (s Status) Err() error {
-	if s == StatusSuccess {
-		return nil
-	}
-	return s
-}
 
 // ErrClosed is returned by a port after Close or once its peer is gone.
 var ErrClosed = errors.New("synic: port closed")
