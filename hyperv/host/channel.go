@@ -23,11 +23,11 @@ const drainBatch = 256
 // serialized by the Channel. The guest ring is read only by the channel's
 // own goroutine.
 type Channel struct {
-	s      *Server
-	dev    Device
-	relid  uint32
-	sub    uint16
-	connID uint32
+	s       *Server
+	dev     Device
+	relid   uint32
+	sub     uint16
+	connID  uint32
 	open    vmbusmsg.OpenChannel
 	version vmbusmsg.Version
 	noIRQ   bool // target_vp 0xFFFFFFFF: the guest wants no interrupts
@@ -200,7 +200,9 @@ func (ch *Channel) MapGPADL(id uint32) (*GPADLView, error) {
 }
 
 // ReadRange copies the guest memory a GPA-direct range describes.
-func (ch *Channel) ReadRange(r *gpa.Range, dst []byte) error { return ReadRange(ch.s.cfg.Memory, r, dst) }
+func (ch *Channel) ReadRange(r *gpa.Range, dst []byte) error {
+	return ReadRange(ch.s.cfg.Memory, r, dst)
+}
 
 // OfferSubchannels asks the host to offer n more subchannels of this
 // (primary) channel, with the same class and instance and indices after

@@ -52,7 +52,7 @@ type channel struct {
 	rescinded bool   // RESCIND sent; waiting for RELID_RELEASED
 	gone      bool   // leaves its device once released
 	ses       *Channel
-	closing   *Channel               // stopped session not yet exited
+	closing   *Channel              // stopped session not yet exited
 	reopen    *vmbusmsg.OpenChannel // OPEN that arrived while closing
 }
 

@@ -17,7 +17,7 @@ import (
 // the guest stay in order: a delayed message holds back the ones behind
 // it, as a slow host would.
 type Faults struct {
-	mu      sync.Mutex // guards every field below
+	mu      sync.Mutex                      // guards every field below
 	drop    [2]map[vmbusmsg.MessageType]int // [dir]: remaining count, <0 forever
 	delay   map[vmbusmsg.MessageType]time.Duration
 	refused map[vmbusmsg.Version]bool
