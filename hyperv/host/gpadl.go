@@ -1,6 +1,7 @@
 package host
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -59,6 +60,9 @@ func (b *bus) onGPADLHeader(h *vmbusmsg.GPADLHeader) {
 	case int(h.RangeBufLen)/8-int(h.RangeCount) > s.cfg.MaxGPADLPages:
 		fail("too many pages")
 		return
+	case !rangeBufLenFits(h):
+		fail("range_buflen does not match the ranges' page counts")
+		return
 	}
 	g, err := b.asm.Header(h)
 	if err != nil {
@@ -70,6 +74,20 @@ func (b *bus) onGPADLHeader(h *vmbusmsg.GPADLHeader) {
 		return
 	}
 	b.gpadlComplete(c, g)
+}
+
+// rangeBufLenFits checks what the header alone can show: once every
+// range's header is in sight, their page counts must add up to
+// range_buflen exactly (for the usual single range: 8 + 8 × pages).
+func rangeBufLenFits(h *vmbusmsg.GPADLHeader) bool {
+	off, n := 0, 0
+	for off+gpa.HeaderSize <= len(h.Data) && n < int(h.RangeCount) {
+		bc := binary.LittleEndian.Uint32(h.Data[off:])
+		bo := binary.LittleEndian.Uint32(h.Data[off+4:])
+		off += gpa.HeaderSize + 8*gpa.PagesFor(bo, bc)
+		n++
+	}
+	return n < int(h.RangeCount) || off == int(h.RangeBufLen)
 }
 
 // onGPADLBody continues a GPADL. A body for an unknown handle cannot be

@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"errors"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -331,3 +332,11 @@ type (
 	ringWriter = ring.Writer
 	ringPacket = ring.Packet
 )
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
