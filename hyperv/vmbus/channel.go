@@ -308,12 +308,19 @@ func (c *Channel) SendInBand(transID uint64, completion bool, payload []byte) er
 // timeout, on close and on rescind; a completion that arrives after its
 // request gave up is counted and dropped.
 func (c *Channel) Request(ctx context.Context, payload []byte) ([]byte, error) {
+	return c.RequestTx(ctx, func(tx *Tx, id uint64) error { return tx.InBand(id, true, payload) })
+}
+
+// RequestTx is Request for any packet: stage is given the transaction id
+// to put in the one packet it stages with completion requested (for
+// instance a GPA-direct packet).
+func (c *Channel) RequestTx(ctx context.Context, stage func(tx *Tx, transID uint64) error) ([]byte, error) {
 	slot, id, err := c.allocRequest()
 	if err != nil {
 		return nil, err
 	}
 	defer c.freeRequest(slot)
-	if err := c.SendInBand(id, true, payload); err != nil {
+	if err := c.Send(func(tx *Tx) error { return stage(tx, id) }); err != nil {
 		return nil, err
 	}
 	t := c.cfg.Clock.NewTimer(c.cfg.RequestTimeout)

@@ -35,6 +35,28 @@ type InitiateContact struct {
 	ClientID              tlfs.GUID
 }
 
+// NewInitiateContact builds the INITIATE_CONTACT a guest sends for
+// version v, as Linux vmbus_negotiate_version does: below 5.0 offset 16
+// carries interruptPage; from 5.0 on it carries msg_sint = 2 (VMBus),
+// msg_vtl = 0 and, from 6.0 on, features. monitorPage1 is the
+// parent-to-child page, monitorPage2 the child-to-parent one. Post it to
+// v.InitiateContactConnectionID().
+func NewInitiateContact(v Version, targetVCPU uint32, interruptPage, monitorPage1, monitorPage2 uint64, features FeatureFlags) *InitiateContact {
+	m := &InitiateContact{VersionRequested: v, TargetVCPU: targetVCPU, MonitorPage1: monitorPage1, MonitorPage2: monitorPage2}
+	switch {
+	case v < VersionWin10V5:
+		m.InterruptPageOrTarget = interruptPage
+	case v.HasFeatureFlags():
+		m.SetTargetInfo(messageSINT, 0, features)
+	default:
+		m.SetTargetInfo(messageSINT, 0, 0)
+	}
+	return m
+}
+
+// messageSINT is the SINT VMBus messages arrive on (tlfs.VMBusMessageSINT).
+const messageSINT = tlfs.VMBusMessageSINT
+
 // TargetInfo reads offset 16 as the 5.0+ target info.
 func (m *InitiateContact) TargetInfo() (msgSINT, msgVTL uint8, features FeatureFlags) {
 	v := m.InterruptPageOrTarget

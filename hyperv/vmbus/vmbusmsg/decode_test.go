@@ -174,3 +174,18 @@ func TestInitiateContactTargetInfo(t *testing.T) {
 		t.Fatalf("%#x", m.InterruptPageOrTarget)
 	}
 }
+
+func TestNewInitiateContact(t *testing.T) {
+	m := NewInitiateContact(VersionWin10, 1, 0x7000, 0x8000, 0x9000, FeatureClientID)
+	if m.InterruptPageOrTarget != 0x7000 || m.V2 {
+		t.Fatalf("%+v", m)
+	}
+	m = NewInitiateContact(VersionWin10V5_3, 1, 0x7000, 0x8000, 0x9000, FeatureClientID)
+	if sint, vtl, f := m.TargetInfo(); sint != 2 || vtl != 0 || f != 0 {
+		t.Fatalf("%+v", m)
+	}
+	m = NewInitiateContact(VersionWin10V6_0, 0, 0x7000, 0, 0, FeatureClientID)
+	if _, _, f := m.TargetInfo(); f != FeatureClientID || m.EncodedLen() != InitiateContactSize {
+		t.Fatalf("%+v", m)
+	}
+}
