@@ -117,7 +117,8 @@ type Packet struct {
 	// Len8*8 bytes.
 	Raw []byte
 	// Payload is Raw[Offset8*8:]: the bytes after the descriptor and its
-	// type-specific extension, padding included.
+	// type-specific extension, padding included. The ring does not record
+	// the unpadded length; the protocol above (NVSP, vPCI, ...) carries it.
 	Payload []byte
 	// Wrapped reports that the packet straddled the end of the data area
 	// and Raw is a private copy in the reader's scratch buffer.
