@@ -19,6 +19,7 @@ package synic
 
 import (
 	"errors"
+	"sync/atomic"
 
 	"github.com/hvguest/hvguest/hyperv/tlfs"
 )
@@ -97,4 +98,30 @@ type HostPort interface {
 	SignalGuest(relid uint32) error
 	// Close disconnects the port.
 	Close() error
+}
+
+// LateHandler forwards to a HostHandler set after construction, for hosts
+// whose transport must exist before the server that handles it (the
+// shared-memory transport creates the guest RAM the server needs). Until
+// Set, posts and signals fail with StatusInvalidConnectionID, as they
+// would on a hypervisor with no VMBus server behind the port.
+type LateHandler struct{ h atomic.Pointer[HostHandler] }
+
+// Set installs the handler.
+func (l *LateHandler) Set(h HostHandler) { l.h.Store(&h) }
+
+// HandlePost implements HostHandler.
+func (l *LateHandler) HandlePost(connID, msgType uint32, payload []byte) Status {
+	if h := l.h.Load(); h != nil {
+		return (*h).HandlePost(connID, msgType, payload)
+	}
+	return StatusInvalidConnectionID
+}
+
+// HandleSignal implements HostHandler.
+func (l *LateHandler) HandleSignal(connID uint32) Status {
+	if h := l.h.Load(); h != nil {
+		return (*h).HandleSignal(connID)
+	}
+	return StatusInvalidConnectionID
 }

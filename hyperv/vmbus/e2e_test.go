@@ -143,52 +143,7 @@ func TestEchoHundredThousandPacketsThenRescind(t *testing.T) {
 	}
 
 	const total = 100_000
-	rng := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, 12+3000)
-	sent := 0
-	for sent < total {
-		// Batches of 1..16 packets of 0..3000 bytes.
-		nb := 1 + rng.IntN(16)
-		if sent+nb > total {
-			nb = total - sent
-		}
-		err := ch.Send(func(tx *vmbus.Tx) error {
-			for i := 0; i < nb; i++ {
-				n := rng.IntN(3001)
-				if rng.IntN(4) == 0 {
-					n = rng.IntN(64)
-				}
-				p := buf[:12+n]
-				for j := 12; j < len(p); j++ {
-					p[j] = byte(rng.Uint32())
-				}
-				binary.LittleEndian.PutUint32(p, uint32(sent+i))
-				binary.LittleEndian.PutUint32(p[4:], uint32(n))
-				binary.LittleEndian.PutUint32(p[8:], crc32.ChecksumIEEE(p[12:]))
-				if err := tx.InBand(uint64(sent+i), false, p); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("send at %d: %v", sent, err)
-		}
-		sent += nb
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for chk.got.Load() < total {
-		if time.Now().After(deadline) {
-			t.Fatalf("echoed %d of %d", chk.got.Load(), total)
-		}
-		select {
-		case <-chk.notify:
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if bad := chk.bad.Load(); bad != 0 {
-		t.Fatalf("%d echoed packets failed the content check", bad)
-	}
+	exchange(t, ch, chk, total)
 	st := ch.Stats()
 	if st.TxPackets != total || st.RxPackets != total {
 		t.Fatalf("channel stats %+v", st)
@@ -261,5 +216,61 @@ func waitGoroutines(t *testing.T, base int) {
 			t.Fatalf("%d goroutines left (base %d):\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// exchange sends total in-band packets of mixed sizes (0..3000 bytes, a
+// quarter of them under 64) in batches of 1..16 and waits until chk has
+// seen every echo.
+func exchange(t *testing.T, ch *vmbus.Channel, chk *checker, total int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 12+3000)
+	sent := 0
+	for sent < total {
+		// Batches of 1..16 packets of 0..3000 bytes.
+		nb := 1 + rng.IntN(16)
+		if sent+nb > total {
+			nb = total - sent
+		}
+		err := ch.Send(func(tx *vmbus.Tx) error {
+			for i := 0; i < nb; i++ {
+				n := rng.IntN(3001)
+				if rng.IntN(4) == 0 {
+					n = rng.IntN(64)
+				}
+				p := buf[:12+n]
+				for j := 12; j < len(p); j++ {
+					p[j] = byte(rng.Uint32())
+				}
+				binary.LittleEndian.PutUint32(p, uint32(sent+i))
+				binary.LittleEndian.PutUint32(p[4:], uint32(n))
+				binary.LittleEndian.PutUint32(p[8:], crc32.ChecksumIEEE(p[12:]))
+				if err := tx.InBand(uint64(sent+i), false, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("send at %d: %v", sent, err)
+		}
+		sent += nb
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for chk.got.Load() < int64(total) {
+		if time.Now().After(deadline) {
+			t.Fatalf("echoed %d of %d", chk.got.Load(), total)
+		}
+		select {
+		case <-chk.notify:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if bad := chk.bad.Load(); bad != 0 {
+		t.Fatalf("%d echoed packets failed the content check", bad)
+	}
+	if bad := chk.bad.Load(); bad != 0 {
+		t.Fatalf("%d echoed packets failed the content check", bad)
 	}
 }
