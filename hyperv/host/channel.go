@@ -42,12 +42,11 @@ type Channel struct {
 	closed atomic.Bool
 
 	// Owned by the loop goroutine.
-	c        *channel
-	ring     *gpadl
-	views    []*GPADLView
-	stopped  bool // stopSession or a failed open detached it
-	counted  bool // counted in bus.stopped
-	openSent bool
+	c       *channel
+	ring    *gpadl
+	views   []*GPADLView
+	stopped bool // stopSession or a failed open detached it
+	counted bool // counted in bus.stopped
 }
 
 // Relid returns the channel's child relid.

@@ -141,10 +141,8 @@ func TestOneMonitorPageFails(t *testing.T) {
 func TestOffersAndHotAdd(t *testing.T) {
 	e := newEnv(t, host.Config{})
 	d1 := echo.New(echo.Options{})
-	var mmio host.Offer
 	d2 := &fixedDevice{offer: host.Offer{Class: echo.ClassGUID, Instance: tlfs.MustParseGUID("00000002-0000-0000-0000-000000000001"), MMIOMegabytes: 32}}
 	d2.offer.SetPipeMode(vmbusmsg.PipeModeMessage)
-	_ = mmio
 	for _, d := range []host.Device{d1, d2} {
 		if err := e.srv.AddDevice(d); err != nil {
 			t.Fatal(err)

@@ -114,7 +114,6 @@ func (b *bus) openDone(ch *Channel, err error) {
 		st = StatusUnsuccessful
 		b.detach(ch, false)
 	}
-	ch.openSent = true
 	b.s.send(&vmbusmsg.OpenChannelResult{ChildRelID: ch.relid, OpenID: ch.open.OpenID, Status: st})
 }
 
