@@ -4,6 +4,7 @@ import (
 	"fmt"
 	mathbits "math/bits"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,6 +184,7 @@ func (g *SharedGuest) run() {
 			last = seen
 			g.interrupt()
 			bo.reset()
+			runtime.Gosched() // let the SINT goroutine have this P; see bell.wait
 			continue
 		}
 		gb.wait(seen, bo.next(g.cfg.polled, g.cfg.heartbeat()))

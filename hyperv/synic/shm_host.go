@@ -3,6 +3,7 @@ package synic
 import (
 	"fmt"
 	mathbits "math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -310,6 +311,7 @@ func (s *SharedHost) dispatch() {
 		}
 		if work {
 			bo.reset()
+			runtime.Gosched() // a handler may have readied a goroutine; see bell.wait
 			continue
 		}
 		polled := s.cfg.polled || (attached && v.u32(hGuestFlags).Load()&flagFutexWake == 0)
