@@ -120,6 +120,7 @@ func (ifp *Interface) Transmit(b *packet.Batch) (int, error) {
 			mc++
 		}
 	}
+	ifp.observe(DirOut, b)
 	_, err := ifp.drv.Transmit(b)
 	left := b.Len()
 	if left > n {
@@ -179,6 +180,7 @@ func (ifp *Interface) Input(b *packet.Batch) {
 		b.Free()
 		return
 	}
+	ifp.observe(DirIn, b)
 	ifp.input.Load().fn(ifp, b)
 	b.Clear()
 }

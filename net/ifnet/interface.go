@@ -96,6 +96,7 @@ type Interface struct {
 	link       atomic.Uint32 // LinkState
 	detached   atomic.Bool
 	input      atomic.Pointer[inputNode] // current input chain, never nil
+	observer   atomic.Pointer[Observer]  // capture tap (observe.go), nil if none
 
 	ioctlMu sync.Mutex
 
