@@ -201,3 +201,38 @@ func TestHostThatStopsAnsweringTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLateOfferAndLateDriver(t *testing.T) {
+	w := newWorld(t, nil)
+	bus, err := vmbus.Connect(context.Background(), vmbus.Config{Port: w.pair.Guest(), Memory: w.ram}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close(context.Background())
+	// The echo offer arrived before any driver registered: it waits.
+	if n := len(bus.Offers()); n != 1 {
+		t.Fatalf("%d offers", n)
+	}
+	drv := newDriver()
+	bus.RegisterDriver(echo.ClassGUID, drv)
+	first := recv(t, drv.added, "offer routed to a late driver")
+	// A device hot-added after ALLOFFERS_DELIVERED is offered at once.
+	dev2 := echo.New(echo.Options{Instance: tlfs.MustParseGUID("4c7f6a39-5e3b-4d7e-9a61-000000000099")})
+	if err := w.srv.AddDevice(dev2); err != nil {
+		t.Fatal(err)
+	}
+	second := recv(t, drv.added, "hot-added offer")
+	if second.InstanceID() != tlfs.MustParseGUID("4c7f6a39-5e3b-4d7e-9a61-000000000099") || second.RelID() == first.RelID() {
+		t.Fatalf("hot-added offer: instance %v relid %d", second.InstanceID(), second.RelID())
+	}
+	ch, err := second.Open(context.Background(), vmbus.OpenOptions{SendPages: 2, RecvPages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := ch.Request(context.Background(), []byte("hot-add!")); err != nil || string(resp) != "hot-add!" {
+		t.Fatalf("%q %v", resp, err)
+	}
+	if dev2.Stats().Packets != 1 {
+		t.Fatalf("second device stats %+v", dev2.Stats())
+	}
+}
