@@ -34,7 +34,7 @@ type world struct {
 	dev  *echo.Device
 }
 
-func newWorld(t *testing.T, versions []vmbusmsg.Version) *world {
+func newWorld(t testing.TB, versions []vmbusmsg.Version) *world {
 	t.Helper()
 	w := &world{ram: kernel.NewSimRAM(4096)}
 	srv, err := host.NewServer(host.Config{Memory: w.ram, Versions: versions})
