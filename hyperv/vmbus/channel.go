@@ -191,8 +191,9 @@ func (c *Channel) Stats() ChannelStats {
 
 // Tx stages packets for one batched send; see Channel.Send.
 type Tx struct {
-	c *Channel
-	n int
+	c      *Channel
+	n      int
+	noWait bool // TrySend: fail with ErrRingFull instead of waiting
 }
 
 // Send runs fn with the outbound ring locked; every packet fn stages is
@@ -210,6 +211,21 @@ func (c *Channel) Send(fn func(tx *Tx) error) error {
 		return err
 	}
 	return c.commitLocked()
+}
+
+// TrySend is Send for callers that must not wait for the host (a driver's
+// transmit path, or a receive handler answering the host): a packet that
+// does not fit in the ring now fails with the bare ErrRingFull, fn sees it
+// and decides what to do; what was staged before it is published.
+func (c *Channel) TrySend(fn func(tx *Tx) error) error {
+	c.txMu.Lock()
+	defer c.txMu.Unlock()
+	tx := Tx{c: c, noWait: true}
+	err := fn(&tx)
+	if cerr := c.commitLocked(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // InBand stages an in-band packet.
@@ -252,6 +268,10 @@ func (tx *Tx) write(total, n int, stage func(w *ring.Writer) error) error {
 		}
 		if !errors.Is(err, ring.ErrFull) {
 			return fmt.Errorf("vmbus: %s: %w", c.cfg.Name, err)
+		}
+		if tx.noWait {
+			c.stats.txFullWaits.Add(1)
+			return ErrRingFull
 		}
 		if err := c.waitSpaceLocked(total); err != nil {
 			return err

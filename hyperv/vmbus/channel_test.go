@@ -289,3 +289,28 @@ func TestChannelRescindFailsWaiters(t *testing.T) {
 		t.Fatal("request not failed by rescind")
 	}
 }
+
+func TestChannelTrySendRingFull(t *testing.T) {
+	ch, p, _ := newChannelPair(t, 2, 2, nil)
+	payload := make([]byte, 512)
+	sent := 0
+	err := ch.TrySend(func(tx *Tx) error {
+		for {
+			if err := tx.InBand(uint64(sent+1), false, payload); err != nil {
+				return err
+			}
+			sent++
+		}
+	})
+	if !errors.Is(err, ErrRingFull) || sent == 0 {
+		t.Fatalf("TrySend: sent %d, err %v; want some packets then ErrRingFull", sent, err)
+	}
+	got := 0
+	var pk ring.Packet
+	for p.r.Next(&pk) == nil {
+		got++
+	}
+	if got != sent {
+		t.Fatalf("host sees %d packets, %d were staged", got, sent)
+	}
+}
