@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,7 +76,10 @@ type Channel struct {
 	err    atomic.Pointer[error] // why the channel died
 
 	txMu sync.Mutex // guards out
-	out  *ring.Writer
+	// waiting is set while a Send holds txMu waiting for ring space, so
+	// TrySend can fail at once instead of queueing behind it.
+	waiting atomic.Bool
+	out     *ring.Writer
 
 	reqMu  sync.Mutex // guards reqs and reqGen
 	reqs   [requestSlots]request
@@ -216,9 +220,17 @@ func (c *Channel) Send(fn func(tx *Tx) error) error {
 // TrySend is Send for callers that must not wait for the host (a driver's
 // transmit path, or a receive handler answering the host): a packet that
 // does not fit in the ring now fails with the bare ErrRingFull, fn sees it
-// and decides what to do; what was staged before it is published.
+// and decides what to do; what was staged before it is published. If
+// another Send is waiting for ring space, TrySend returns ErrRingFull at
+// once without calling fn, so a receive handler never blocks behind it.
 func (c *Channel) TrySend(fn func(tx *Tx) error) error {
-	c.txMu.Lock()
+	for !c.txMu.TryLock() {
+		if c.waiting.Load() {
+			c.stats.txFullWaits.Add(1)
+			return ErrRingFull
+		}
+		runtime.Gosched()
+	}
 	defer c.txMu.Unlock()
 	tx := Tx{c: c, noWait: true}
 	err := fn(&tx)
@@ -286,6 +298,8 @@ func (c *Channel) waitSpaceLocked(total int) error {
 		return err
 	}
 	c.stats.txFullWaits.Add(1)
+	c.waiting.Store(true)
+	defer c.waiting.Store(false)
 	for {
 		ready, err := c.out.ArmPendingSend(total)
 		if err != nil {
