@@ -140,13 +140,13 @@ func TestTCPTransferInputOverride(t *testing.T) {
 				return
 			}
 			h.Store(ov)
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(500 * time.Microsecond)
 			if err := ov.Restore(); err != nil {
 				t.Error(err)
 				return
 			}
 			done.Add(1)
-			time.Sleep(time.Millisecond)
+			time.Sleep(200 * time.Microsecond)
 		}
 	}
 	// The writer keeps pace with the overrides so that all of them happen
@@ -157,7 +157,7 @@ func TestTCPTransferInputOverride(t *testing.T) {
 		}
 	}
 	size := transferSize()
-	logRate(t, size, transfer(t, a, b, ipv4.ProtocolNumber, size, during, pace))
+	logRate(t, size, transfer(t, a, b, ipv4.ProtocolNumber, size, during, pace), p.A, p.B)
 	if p.B.Overridden() != 0 {
 		t.Fatal("override left installed")
 	}
