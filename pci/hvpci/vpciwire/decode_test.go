@@ -139,11 +139,14 @@ func TestWindow(t *testing.T) {
 	if k, w, err := ClassifyWindowAccess(0x1FFC, 4, false); err != nil || k != AccessConfig || w != 0xFFC {
 		t.Fatal(k, w, err)
 	}
+	if k, w, err := ClassifyWindowAccess(0x1001, 2, true); err != nil || k != AccessConfig || w != 1 {
+		t.Fatal(k, w, err)
+	}
 	for _, c := range []struct {
 		off   uint64
 		size  int
 		write bool
-	}{{0, 4, false}, {0, 2, true}, {4, 4, true}, {0x1001, 2, true}, {0x2000, 1, false}, {1 << 63, 4, true}} {
+	}{{0, 4, false}, {0, 2, true}, {4, 4, true}, {0x1003, 2, true}, {0x1002, 4, false}, {0x1000, 3, false}, {0x2000, 1, false}, {1 << 63, 4, true}} {
 		if _, _, err := ClassifyWindowAccess(c.off, c.size, c.write); !errors.Is(err, ErrWindow) {
 			t.Errorf("%+v accepted", c)
 		}

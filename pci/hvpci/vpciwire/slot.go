@@ -81,7 +81,10 @@ const (
 
 // ClassifyWindowAccess tells the host what an access of size bytes at
 // window offset off is: a slot select (write only) or a config access,
-// returning the config offset for the latter. Anything else is ErrWindow.
+// returning the config offset for the latter. Like OpenVMM it accepts a
+// config access of 1, 2 or 4 bytes that stays inside one dword (the guest
+// side, WindowOffset, asks for natural alignment). Anything else is
+// ErrWindow.
 func ClassifyWindowAccess(off uint64, size int, write bool) (WindowAccessKind, int, error) {
 	switch {
 	case off < WindowConfigPage:
@@ -92,8 +95,8 @@ func ClassifyWindowAccess(off uint64, size int, write bool) (WindowAccessKind, i
 		return AccessSlotSelect, 0, nil
 	case off < WindowSize:
 		where := int(off - WindowConfigPage)
-		if err := checkConfigAccess(where, size); err != nil {
-			return 0, 0, err
+		if size != 1 && size != 2 && size != 4 || where&3+size > 4 {
+			return 0, 0, fmt.Errorf("%w: config access of %d bytes at %#x crosses a dword", ErrWindow, size, where)
 		}
 		return AccessConfig, where, nil
 	}
