@@ -1,0 +1,340 @@
+package netvsc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
+	"github.com/hvguest/hvguest/drivers/netvsc/rndis"
+	"github.com/hvguest/hvguest/hyperv/vmbus"
+	"github.com/hvguest/hvguest/kernel"
+	"github.com/hvguest/hvguest/net/ifnet"
+	"github.com/hvguest/hvguest/net/packet"
+)
+
+// Device is one hn NIC: an ifnet interface over a synthetic attachment.
+//
+// Concurrency: cfgMu serializes reconfiguration (ioctls that re-attach or
+// set the packet filter, and Close); it is never held while waiting for
+// ifnet (Registry.Detach runs before it is taken). dataMu guards syn: the
+// data path holds it shared for one Transmit; a re-attach or detach takes
+// it exclusively to swap syn, so no Transmit uses a synth being torn
+// down. ifpp is set once before the interface is attached and never
+// changes (atomic: the receive goroutine may already run).
+type Device struct {
+	cfg   *Config
+	log   *slog.Logger // rate-limited: the host can trigger these at will
+	offer *vmbus.Offer
+	name  string
+	unit  int
+	ifpp  atomic.Pointer[ifnet.Interface] // set once, before Registry.Attach
+
+	cfgMu  sync.Mutex
+	dataMu sync.RWMutex
+	syn    *synth
+}
+
+func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string) (*Device, error) {
+	d := &Device{cfg: cfg, offer: o, name: name,
+		log: slog.New(kernel.RateLimit(cfg.Logger.Handler(), 20, time.Second, cfg.Clock)).With("if", name)}
+	s, err := attachSynth(ctx, d, cfg.MTU)
+	if err != nil {
+		return nil, err
+	}
+	mtu := cfg.MTU
+	if s.frameMTU > 0 {
+		mtu = s.frameMTU
+	}
+	cs := d.capState(s)
+	ifp, err := ifnet.New(ifnet.Config{
+		Name: name, MAC: s.mac, MTU: mtu, MaxMTU: maxConfigMTU,
+		Flags:        ifnet.FlagBroadcast | ifnet.FlagMulticast,
+		Capabilities: cs.Capabilities, Enabled: cs.Enabled,
+		TSO: s.off.tsoLimits(cfg.BounceSlots), Media: media(s.linkUp, s.speedBps),
+	}, d)
+	if err == nil {
+		err = ifp.SetCapState(cs)
+	}
+	if err != nil {
+		s.detach(ctx)
+		return nil, fmt.Errorf("netvsc: %s: %w", name, err)
+	}
+	d.syn = s
+	d.ifpp.Store(ifp)
+	d.publishLink(s.linkUp)
+	if err := cfg.Registry.Attach(ifp); err != nil {
+		d.dataMu.Lock()
+		d.syn = nil
+		d.dataMu.Unlock()
+		s.detach(ctx)
+		return nil, fmt.Errorf("netvsc: %s: %w", name, err)
+	}
+	return d, nil
+}
+
+// capState is the capability state for s, without TSO when there is no
+// bounce slot to carry a large frame.
+func (d *Device) capState(s *synth) ifnet.CapState {
+	o := s.off
+	if d.cfg.BounceSlots == 0 {
+		o.tso4, o.tso6 = false, false
+	}
+	return o.capState()
+}
+
+func media(up bool, bps uint64) ifnet.MediaState {
+	m := ifnet.Media{Type: ifnet.MediaEthernet, Auto: true, Speed: bps, FullDuplex: true}
+	st := ifnet.MediaState{Current: ifnet.Media{Type: ifnet.MediaEthernet, Auto: true}, Active: m, Status: ifnet.MediaValid}
+	if up {
+		st.Status |= ifnet.MediaActive
+	}
+	return st
+}
+
+// Interface returns the device's interface.
+func (d *Device) Interface() *ifnet.Interface { return d.iface() }
+
+func (d *Device) iface() *ifnet.Interface { return d.ifpp.Load() }
+
+// Name returns the interface name (hn0, ...).
+func (d *Device) Name() string { return d.name }
+
+func (d *Device) synth() *synth {
+	d.dataMu.RLock()
+	defer d.dataMu.RUnlock()
+	return d.syn
+}
+
+// Close detaches the interface from the registry and the synthetic NIC
+// from the host, and frees everything. It is idempotent.
+func (d *Device) Close(ctx context.Context) {
+	if d.iface() != nil && !d.iface().Detached() {
+		_ = d.cfg.Registry.Detach(d.iface())
+	}
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	d.dataMu.Lock()
+	s := d.syn
+	d.syn = nil
+	d.dataMu.Unlock()
+	if s != nil {
+		s.detach(ctx)
+	}
+}
+
+// Transmit implements ifnet.Driver.
+func (d *Device) Transmit(b *packet.Batch) (int, error) {
+	d.dataMu.RLock()
+	defer d.dataMu.RUnlock()
+	if d.syn == nil {
+		return 0, errTxDown
+	}
+	return d.syn.transmit(b)
+}
+
+func (d *Device) input(b *packet.Batch) {
+	if d.iface() == nil {
+		b.Free()
+		return
+	}
+	d.iface().Input(b)
+}
+
+func (d *Device) countDrop(r ifnet.DropReason) {
+	if d.iface() != nil {
+		d.iface().CountDrops(r, 1)
+	}
+}
+
+func (d *Device) hostLog(msg string, args ...any) { d.log.Warn(msg, args...) }
+
+func (d *Device) publishLink(up bool) {
+	if d.iface() == nil {
+		return
+	}
+	if up {
+		d.iface().SetLinkState(ifnet.LinkUp)
+	} else {
+		d.iface().SetLinkState(ifnet.LinkDown)
+	}
+	m := d.iface().Media()
+	m.Status = ifnet.MediaValid
+	if up {
+		m.Status |= ifnet.MediaActive
+	}
+	d.iface().SetMediaState(m)
+}
+
+// indicate handles a status indication (receive goroutine; Linux
+// rndis_filter_receive → netvsc_linkstatus_callback).
+func (d *Device) indicate(ind *rndis.IndicateStatus) {
+	switch ind.Status {
+	case rndis.StatusMediaConnect:
+		d.publishLink(true)
+	case rndis.StatusMediaDisconnect:
+		d.publishLink(false)
+	case rndis.StatusLinkSpeedChange:
+		if v, ok := ind.U32(); ok && d.iface() != nil {
+			m := d.iface().Media()
+			m.Active.Speed = uint64(v) * rndis.LinkSpeedUnit
+			d.iface().SetMediaState(m)
+		}
+	case rndis.StatusNetworkChange:
+		// Linux reports the carrier down and up again so that DHCP
+		// renews; the flip is immediate here.
+		if d.iface() != nil && d.iface().LinkState() == ifnet.LinkUp {
+			d.publishLink(false)
+			d.publishLink(true)
+		}
+	}
+}
+
+// filterFor computes the RNDIS packet filter for interface flags and a
+// multicast list length (Linux rndis_set_multicast).
+func filterFor(f ifnet.Flags, nmulti int) rndis.PacketFilter {
+	if f&ifnet.FlagUp == 0 {
+		return rndis.PacketTypeNone
+	}
+	if f&ifnet.FlagPromisc != 0 {
+		return rndis.PacketTypePromiscuous
+	}
+	filter := rndis.PacketTypeDirected
+	if f&ifnet.FlagAllMulti != 0 || nmulti > 0 {
+		filter |= rndis.PacketTypeAllMulticast
+	}
+	if f&ifnet.FlagBroadcast != 0 {
+		filter |= rndis.PacketTypeBroadcast
+	}
+	return filter
+}
+
+// applyFilter sets the packet filter if it changed (with cfgMu held).
+func (d *Device) applyFilter(f ifnet.Flags, nmulti int) error {
+	s := d.syn
+	if s == nil {
+		return fmt.Errorf("netvsc: %s: %w", d.name, ifnet.ErrDown)
+	}
+	want := filterFor(f, nmulti)
+	if want == s.filter {
+		return nil
+	}
+	if err := s.setFilter(context.Background(), want); err != nil {
+		return fmt.Errorf("netvsc: %s: packet filter: %w", d.name, err)
+	}
+	return nil
+}
+
+// Ioctl implements ifnet.Driver.
+func (d *Device) Ioctl(req ifnet.Request) error {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	switch r := req.(type) {
+	case *ifnet.SetFlags:
+		f := d.iface().Flags()&^ifnet.UserFlags | r.Flags&ifnet.UserFlags
+		if err := d.applyFilter(f, len(d.iface().Multicast())); err != nil {
+			return err
+		}
+		d.iface().SetRunning(f&ifnet.FlagUp != 0)
+		return nil
+	case *ifnet.AddMulti:
+		return d.applyFilter(d.iface().Flags(), len(d.iface().Multicast())+1)
+	case *ifnet.DelMulti:
+		return d.applyFilter(d.iface().Flags(), len(d.iface().Multicast())-1)
+	case *ifnet.SetMTU:
+		return d.reattach(r.MTU)
+	case *ifnet.SetCapabilities:
+		s := d.syn
+		if s == nil {
+			return fmt.Errorf("netvsc: %s: %w", d.name, ifnet.ErrDown)
+		}
+		r.HWAssist &= d.capState(s).HWAssist
+		return nil
+	case *ifnet.GetMedia:
+		r.State = d.iface().Media()
+		return nil
+	}
+	return fmt.Errorf("netvsc: %s: %s: %w", d.name, req.RequestName(), ifnet.ErrNotSupported)
+}
+
+// reattach rebuilds the synthetic attachment with a new MTU (Linux
+// netvsc_change_mtu): detach, attach with the new MTU, and on failure
+// attach again with the old one. Called with cfgMu held.
+func (d *Device) reattach(mtu int) error {
+	ctx := context.Background()
+	old := d.iface().MTU()
+	d.dataMu.Lock()
+	s := d.syn
+	d.syn = nil
+	d.dataMu.Unlock()
+	running := d.iface().Flags()&ifnet.FlagRunning != 0
+	d.iface().SetRunning(false)
+	if s != nil {
+		s.detach(ctx)
+	}
+	ns, err := attachSynth(ctx, d, mtu)
+	if err != nil {
+		var err2 error
+		if ns, err2 = attachSynth(ctx, d, old); err2 != nil {
+			d.publishLink(false)
+			return fmt.Errorf("netvsc: %s: MTU %d: %w (and re-attach at %d: %w)", d.name, mtu, err, old, err2)
+		}
+	}
+	if f := d.iface().Flags(); f&ifnet.FlagUp != 0 {
+		if ferr := ns.setFilter(ctx, filterFor(f, len(d.iface().Multicast()))); ferr != nil {
+			d.log.Warn("netvsc: packet filter after re-attach", "err", ferr)
+		}
+	}
+	_ = d.iface().SetCapState(d.capState(ns))
+	d.iface().SetTSOLimits(ns.off.tsoLimits(d.cfg.BounceSlots))
+	d.dataMu.Lock()
+	d.syn = ns
+	d.dataMu.Unlock()
+	d.publishLink(ns.linkUp)
+	d.iface().SetRunning(running)
+	if err != nil {
+		return fmt.Errorf("netvsc: %s: MTU %d refused, kept %d: %w", d.name, mtu, old, err)
+	}
+	if ns.frameMTU > 0 && ns.frameMTU < mtu {
+		return fmt.Errorf("netvsc: %s: host takes at most MTU %d: %w", d.name, ns.frameMTU, ifnet.ErrInvalid)
+	}
+	return nil
+}
+
+// Info is what the device negotiated with the host.
+type Info struct {
+	NVSP         nvsp.Version
+	NDIS         nvsp.NDISVersion
+	MAC          net.HardwareAddr
+	MTU          int
+	RecvBuffer   int    // bytes
+	RecvSlotSize uint32 // host sub-allocation size
+	RecvSlots    uint32
+	SendBuffer   int
+	SectionSize  uint32
+	Sections     uint32
+	MaxPackets   uint32 // RNDIS max packets per message
+	Alignment    int
+	Offload      *rndis.Offload // the host's hardware capabilities
+	Caps         ifnet.CapState
+	TSO          ifnet.TSOLimits
+}
+
+// Info returns the negotiated parameters (zero when detached).
+func (d *Device) Info() Info {
+	d.dataMu.RLock()
+	defer d.dataMu.RUnlock()
+	s := d.syn
+	if s == nil {
+		return Info{}
+	}
+	return Info{NVSP: s.ver, NDIS: s.ndis, MAC: append(net.HardwareAddr(nil), s.mac...), MTU: s.mtu,
+		RecvBuffer: len(s.rxRegion.Bytes), RecvSlotSize: s.rxSlot, RecvSlots: s.rxSlots,
+		SendBuffer: len(s.txRegion.Bytes), SectionSize: s.secSize, Sections: s.secCount,
+		MaxPackets: s.maxPkts, Alignment: s.align, Offload: s.hw,
+		Caps: d.capState(s), TSO: s.off.tsoLimits(d.cfg.BounceSlots)}
+}

@@ -1,0 +1,61 @@
+package netvsc
+
+// Stats are the device's counters and resource accounting for the current
+// synthetic attachment (they restart after a re-attach).
+type Stats struct {
+	// Transmit.
+	TxPackets, TxBytes       uint64
+	TxSectionSends           uint64 // copied into a send-buffer section (in-band)
+	TxGPADirectSends         uint64 // copied into a bounce slot (GPA direct)
+	TxRingFull, TxNoResource uint64 // back-pressure events
+	TxTooBig                 uint64 // frames larger than a bounce slot, dropped
+	TxCompletions            uint64
+	TxBadCompletions         uint64 // ids naming no outstanding send (ignored)
+	TxFailedCompletions      uint64 // host status ≠ success (resources freed anyway)
+	// Resources in use right now.
+	SectionsInUse, SectionsTotal int
+	BounceInUse, BounceTotal     int
+	TxOutstanding                int
+
+	// Receive.
+	RxPackets, RxBytes, RxRanges, RxXferPackets uint64
+	RxControl, RxIndications                    uint64
+	RxBadPackets, RxBadRanges, RxNoBuffer       uint64
+	RxUnknown                                   uint64
+	RxCompletionsPending                        int
+	RxCompletionsDropped                        uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Device) Stats() Stats {
+	d.dataMu.RLock()
+	s := d.syn
+	d.dataMu.RUnlock()
+	if s == nil {
+		return Stats{}
+	}
+	var st Stats
+	t := &s.tx
+	t.mu.Lock()
+	st.TxPackets, st.TxBytes = t.st.packets, t.st.bytes
+	st.TxSectionSends, st.TxGPADirectSends = t.st.sectionSends, t.st.gpaSends
+	st.TxRingFull, st.TxNoResource, st.TxTooBig = t.st.ringFull, t.st.noResource, t.st.tooBig
+	st.TxCompletions, st.TxBadCompletions, st.TxFailedCompletions = t.st.completions, t.st.badCompletions, t.st.failedCompletions
+	st.SectionsInUse, st.SectionsTotal = t.secInUse, int(s.secCount)
+	st.BounceTotal = len(t.bounceRng)
+	st.BounceInUse = st.BounceTotal - len(t.bounceFree)
+	if t.descs != nil {
+		st.TxOutstanding = t.outstanding()
+	}
+	t.mu.Unlock()
+
+	r := &s.rx
+	st.RxPackets, st.RxBytes, st.RxRanges = r.st.packets.Load(), r.st.bytes.Load(), r.st.ranges.Load()
+	st.RxXferPackets, st.RxControl, st.RxIndications = r.st.xferPackets.Load(), r.st.controlMsgs.Load(), r.st.indications.Load()
+	st.RxBadPackets, st.RxBadRanges, st.RxNoBuffer = r.st.badPackets.Load(), r.st.badRanges.Load(), r.st.noBuffer.Load()
+	st.RxUnknown, st.RxCompletionsDropped = r.st.unknown.Load(), r.st.compDropped.Load()
+	r.compMu.Lock()
+	st.RxCompletionsPending = len(r.comp)
+	r.compMu.Unlock()
+	return st
+}
