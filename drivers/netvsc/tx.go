@@ -48,14 +48,14 @@ type txState struct {
 	nextGen    uint32
 	bounceFree []int32 // stack of free bounce slots
 	bounceRng  []gpa.Range
-	done       *kernel.Event // signalled when outstanding drops to 0
+	done       *kernel.Event               // signalled when outstanding drops to 0
 	msg        [nvsp.GuestMessageSize]byte // NVSP scratch for stage
 	st         txStats
 }
 
 type txStats struct {
 	packets, bytes, sectionSends, gpaSends, ringFull, noResource uint64
-	completions, badCompletions, failedCompletions, tooBig      uint64
+	completions, badCompletions, failedCompletions, tooBig       uint64
 }
 
 // transID packs a descriptor index and its generation; bit 63 stays clear
