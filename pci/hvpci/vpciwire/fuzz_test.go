@@ -67,6 +67,7 @@ func checkReplies(t *testing.T, b []byte) {
 	try(wrap(func(b []byte) (Reply, error) { return DecodeResourceRequirementsReply(b) }))
 	try(wrap(func(b []byte) (Reply, error) { return DecodeCreateInterruptReply(b) }))
 	try(wrap(func(b []byte) (Reply, error) { return DecodePowerStateReply(b) }))
+	try(wrap(func(b []byte) (Reply, error) { return DecodeResourcesAssignedReply(b) }))
 	if len(b) >= 8 { // a 4-byte reply has no version word and re-encodes to 8
 		try(wrap(func(b []byte) (Reply, error) { return DecodeVersionReply(b) }))
 	}

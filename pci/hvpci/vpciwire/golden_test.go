@@ -243,8 +243,29 @@ func TestGoldenReplies(t *testing.T) {
 	if err != nil || string(rb.Data) != "wxyz" || !bytes.Equal(rb.Encode(), w) {
 		t.Fatalf("read block reply %+v %v", rb, err)
 	}
-	if _, err := DecodeReadBlockReply(w, 5); err == nil {
-		t.Fatal("short read block reply accepted")
+	if rb, err := DecodeReadBlockReply(append(w, 0, 0, 0, 0), 2); err != nil || string(rb.Data) != "wx" {
+		t.Fatalf("padded read block reply %+v %v", rb, err)
+	}
+	if rb, err := DecodeReadBlockReply(w, 128); err != nil || string(rb.Data) != "wxyz" {
+		t.Fatalf("short read block reply %+v %v", rb, err)
+	}
+	w.u32(0, uint32(StatusBadData))
+	if rb, err := DecodeReadBlockReply(w, 4); err != nil || rb.Data != nil {
+		t.Fatalf("failed read block reply %+v %v", rb, err)
+	}
+
+	w = lay(136, 0)
+	w.u32(4, 1)
+	w.u8(8+2*20, ResourceMemory)
+	w.u64(8+2*20+4, 0xFE000000)
+	w.u32(8+2*20+12, 0x4000)
+	w.u32(128, 0)
+	ra, err := DecodeResourcesAssignedReply(w)
+	if err != nil || ra.Slot != 1 || ra.Memory[2].Address != 0xFE000000 || ra.Memory[2].Length() != 0x4000 || !bytes.Equal(ra.Encode(), w) {
+		t.Fatalf("resources assigned reply %+v %v", ra, err)
+	}
+	if _, err := DecodeResourcesAssignedReply(w[:135]); err == nil {
+		t.Fatal("short resources assigned reply accepted")
 	}
 	if s, err := DecodeStatusReply([]byte{0x0B, 0x09, 0x00, 0xC0}); err != nil || s.Status != StatusBadData {
 		t.Fatalf("status reply %+v %v", s, err)

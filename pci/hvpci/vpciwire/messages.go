@@ -215,7 +215,8 @@ func (m *ReadBlock) decode(b []byte) error {
 // WriteBlock is WRITE_BLOCK (0x4249000A), guest to host, completion
 // requested (Linux struct pci_write_block). Encode emits exactly
 // 16 + len(Data) bytes; the decoder requires byte_count bytes to be
-// present and ignores any after them.
+// present and ignores any after them (Linux sends 4 extra bytes for hosts
+// of 2018 that misread the packet size).
 //
 //	off 0   u32 type
 //	off 4   u32 block_id

@@ -181,8 +181,9 @@ func (r *ReadBlockReply) AppendTo(b []byte) []byte {
 }
 
 // DecodeReadBlockReply decodes the reply to a READ_BLOCK of requested
-// bytes (at most MaxBlockSize). A successful reply must hold them all; a
-// failed one carries no data.
+// bytes (at most MaxBlockSize). As in Linux, the data is whatever follows
+// the status, up to requested bytes (a reply may carry fewer, and packet
+// padding may add more); a failed status carries no data.
 func DecodeReadBlockReply(b []byte, requested int) (*ReadBlockReply, error) {
 	if requested < 0 || requested > MaxBlockSize {
 		return nil, fmt.Errorf("%w: READ_BLOCK of %d bytes, limit %d", ErrInconsistent, requested, MaxBlockSize)
@@ -191,14 +192,53 @@ func DecodeReadBlockReply(b []byte, requested int) (*ReadBlockReply, error) {
 		return nil, short("read block reply", b, 4)
 	}
 	r := &ReadBlockReply{Status: Status(le.Uint32(b))}
-	if r.Status.Failed() {
+	if r.Status != StatusSuccess {
 		return r, nil
 	}
-	if len(b) < 4+requested {
-		return nil, short("read block reply", b, 4+requested)
+	if n := min(requested, len(b)-4); n > 0 {
+		r.Data = append([]byte(nil), b[4:4+n]...)
 	}
-	if requested > 0 {
-		r.Data = append([]byte(nil), b[4:4+requested]...)
+	return r, nil
+}
+
+// ResourcesAssignedReply answers RESOURCES_ASSIGNED(2,3) in OpenVMM's
+// form (DeviceTranslateReply); Linux reads only the status, so a guest
+// may decode the completion with DecodeStatusReply instead:
+//
+//	off 0    s32 status
+//	off 4    u32 win_slot
+//	off 8    PartialResourceDescriptor[6] (translated)
+//	off 128  u32 msi_resource_count
+//	off 132  u32 reserved
+//	off 136  MSI resources (not carried; see ResourcesAssigned)
+type ResourcesAssignedReply struct {
+	Status   Status
+	Slot     Slot
+	Memory   [6]PartialResourceDescriptor
+	MSICount uint32
+}
+
+func (r *ResourcesAssignedReply) EncodedLen() int { return ResourcesAssignedHeaderSize }
+func (r *ResourcesAssignedReply) Encode() []byte  { return encode(r) }
+func (r *ResourcesAssignedReply) AppendTo(b []byte) []byte {
+	b = le.AppendUint32(b, uint32(r.Status))
+	b = le.AppendUint32(b, uint32(r.Slot))
+	for i := range r.Memory {
+		b = r.Memory[i].appendTo(b)
 	}
+	return le.AppendUint32(le.AppendUint32(b, r.MSICount), 0)
+}
+
+// DecodeResourcesAssignedReply decodes a ResourcesAssignedReply of at
+// least 136 bytes.
+func DecodeResourcesAssignedReply(b []byte) (*ResourcesAssignedReply, error) {
+	if len(b) < ResourcesAssignedHeaderSize {
+		return nil, short("resources assigned reply", b, ResourcesAssignedHeaderSize)
+	}
+	r := &ResourcesAssignedReply{Status: Status(le.Uint32(b)), Slot: Slot(le.Uint32(b[4:]))}
+	for i := range r.Memory {
+		r.Memory[i].decode(b[8+i*PartialResourceDescriptorSize:])
+	}
+	r.MSICount = le.Uint32(b[128:])
 	return r, nil
 }
