@@ -414,7 +414,11 @@ func (c *Channel) completeRequest(p *ring.Packet) bool {
 		c.stats.lateCompletions.Add(1)
 		return true
 	}
-	c.reqs[i].c <- append([]byte(nil), p.Payload...)
+	// A non-nil copy even when empty: nil means "failed" to the waiter,
+	// and some completions carry no payload (netvsc SWITCH_DATA_PATH).
+	resp := make([]byte, len(p.Payload))
+	copy(resp, p.Payload)
+	c.reqs[i].c <- resp
 	c.reqs[i].id = 0 // a duplicate completion is late from now on
 	return true
 }

@@ -314,3 +314,22 @@ func TestChannelTrySendRingFull(t *testing.T) {
 		t.Fatalf("host sees %d packets, %d were staged", got, sent)
 	}
 }
+
+func TestChannelRequestEmptyCompletion(t *testing.T) {
+	ch, p, _ := newChannelPair(t, 4, 4, nil)
+	go func() {
+		<-p.wake
+		var pk ring.Packet
+		if p.r.Next(&pk) == nil {
+			p.w.WriteCompletion(pk.TransID, nil)
+			p.r.Commit()
+			if p.w.Commit() {
+				ch.Notify()
+			}
+		}
+	}()
+	resp, err := ch.Request(context.Background(), []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	if err != nil || len(resp) != 0 {
+		t.Fatalf("empty completion: %x, %v", resp, err)
+	}
+}
