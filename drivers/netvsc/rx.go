@@ -105,24 +105,31 @@ func (s *synth) receive(p *ring.Packet) {
 		return
 	}
 	for i := 0; i < int(p.RangeCount); i++ {
-		x := p.XferRange(i)
-		if x.ByteCount == 0 || x.ByteCount > s.rxSlot || uint64(x.ByteOffset)+uint64(x.ByteCount) > uint64(s.rxSize) {
-			r.st.badRanges.Add(1)
-			s.dev.hostLog("netvsc: receive range outside the buffer", "off", x.ByteOffset, "len", x.ByteCount)
-			continue
-		}
-		r.st.ranges.Add(1)
-		msg := s.rxRegion.Bytes[x.ByteOffset : x.ByteOffset+x.ByteCount]
-		t, err := rndis.PeekType(msg)
-		if err != nil {
-			r.st.badRanges.Add(1)
-			continue
-		}
-		if t == rndis.MsgPacket {
-			s.receiveData(msg)
-		} else {
-			s.receiveControl(t, msg)
-		}
+		s.receiveRange(p.XferRange(i))
+	}
+}
+
+// receiveRange handles one RNDIS message at a range of the receive buffer,
+// checked as Linux netvsc_receive does: inside the buffer and no longer
+// than a slot.
+func (s *synth) receiveRange(x ring.XferRange) {
+	r := &s.rx
+	if x.ByteCount == 0 || x.ByteCount > s.rxSlot || uint64(x.ByteOffset)+uint64(x.ByteCount) > uint64(s.rxSize) {
+		r.st.badRanges.Add(1)
+		s.dev.hostLog("netvsc: receive range outside the buffer", "off", x.ByteOffset, "len", x.ByteCount)
+		return
+	}
+	r.st.ranges.Add(1)
+	msg := s.rxRegion.Bytes[x.ByteOffset : x.ByteOffset+x.ByteCount]
+	t, err := rndis.PeekType(msg)
+	if err != nil {
+		r.st.badRanges.Add(1)
+		return
+	}
+	if t == rndis.MsgPacket {
+		s.receiveData(msg)
+	} else {
+		s.receiveControl(t, msg)
 	}
 }
 

@@ -277,6 +277,7 @@ func (s *synth) stage(tx *vmbus.Tx, p *packet.Packet) error {
 		full := r.PFNs[:cap(r.PFNs)]
 		r.PFNs = full[:gpa.PagesFor(0, uint32(total))]
 		binary.LittleEndian.PutUint32(msg[8:], nvsp.NoSection)
+		binary.LittleEndian.PutUint32(msg[12:], 0)
 		err = tx.GPADirect(transID(idx, d.gen), true, t.bounceRng[d.bounce:d.bounce+1], msg[:])
 		if err == nil {
 			t.st.gpaSends++
