@@ -1,0 +1,271 @@
+package netvsp
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
+	"github.com/hvguest/hvguest/hyperv/host"
+	"github.com/hvguest/hvguest/hyperv/host/vswitch"
+	"github.com/hvguest/hvguest/hyperv/tlfs"
+	"github.com/hvguest/hvguest/kernel"
+	"github.com/hvguest/hvguest/net/packet"
+)
+
+// Defaults and host constants.
+const (
+	DefaultMTU       = 1514           // L2 frame size without FCS
+	DefaultLinkSpeed = 10_000_000_000 // bit/s
+	// ControlSlots receive slots are kept for control messages
+	// (OpenVMM reserves 16).
+	ControlSlots = 16
+	// DefaultMaxRangesPerPacket bounds the frames in one transfer-page
+	// packet (Linux NVSP_MAX_PACKETS_PER_RECEIVE is 375).
+	DefaultMaxRangesPerPacket = 64
+	// MaxGather bounds the bytes one guest SEND_RNDIS_PKT may make the
+	// host read (send section plus GPA ranges).
+	MaxGather = 256 << 10
+	// slotHeadroom is the RNDIS header room of a receive slot and
+	// slotFooter the tail OpenVMM adds (256 + MTU + 36).
+	slotHeadroom = 256
+	slotFooter   = 36
+	// Transaction ids of host-initiated requests (OpenVMM).
+	transVFAssociation = 0x8000000000000000
+	transSwitchPath    = 0x8000000000000001
+)
+
+// Config configures a Device.
+type Config struct {
+	// Instance is the instance GUID; zero derives one from the MAC.
+	Instance tlfs.GUID
+	// MAC is the NIC's permanent address.
+	MAC vswitch.MAC
+	// Versions are the NVSP versions the host accepts (exact match); nil:
+	// all six. An old host is e.g. {nvsp.Version2}.
+	Versions []nvsp.Version
+	// MaxNDIS is the highest NDIS version the host supports; a guest
+	// announcing more is recorded and counted as an error (nil: 6.30).
+	MaxNDIS nvsp.NDISVersion
+	// LinkSpeed in bit/s (default DefaultLinkSpeed).
+	LinkSpeed uint64
+	// LinkDown starts the link down.
+	LinkDown bool
+	// MaxQueues is what RSS capabilities report and bounds SUBCHANNEL
+	// requests (default 1: subchannels are not supported yet).
+	MaxQueues int
+	// MaxRangesPerPacket bounds frames per transfer-page packet.
+	MaxRangesPerPacket int
+	// Switch, if set, gets a port for the NIC with VLAN mode VLAN.
+	Switch *vswitch.Switch
+	VLAN   vswitch.VLANConfig
+	// Pool provides transmitted frames (default: a pool sized for 9 KiB
+	// frames); LargePool LSO frames bigger than Pool's buffers (default
+	// 64 KiB buffers).
+	Pool, LargePool *packet.Pool
+	// FriendlyName answers OID_GEN_FRIENDLY_NAME (default "Network Adapter").
+	FriendlyName string
+	Clock        kernel.Clock
+	Logger       *slog.Logger
+}
+
+// Stats are a device's counters.
+type Stats struct {
+	TxFrames, TxBytes uint64 // guest to switch
+	RxFrames, RxBytes uint64 // switch to guest
+	RxPackets         uint64 // transfer-page packets carrying frames
+	RxDropped         uint64 // frames not delivered (not ready, filtered out, no slot, ring full)
+	RxFiltered        uint64 // of those, refused by the packet filter
+	TxDropped         uint64 // frames from the guest not switched
+	Control           uint64 // RNDIS control messages handled
+	Errors            uint64 // invalid guest input
+	Opens, Closes     uint64
+}
+
+type counters struct {
+	txFrames, txBytes, rxFrames, rxBytes, rxPackets, rxDropped, rxFiltered, txDropped atomic.Uint64
+	control, errs, opens, closes                                                      atomic.Uint64
+}
+
+// Device is the synthetic NIC; it implements host.Device and
+// vswitch.Port.
+type Device struct {
+	cfg    Config
+	log    *slog.Logger
+	port   *vswitch.SwitchPort
+	pool   *packet.Pool
+	large  *packet.Pool
+	stats  counters
+	cur    atomic.Pointer[conn] // the open primary channel
+	linkUp atomic.Bool
+	vfMu   sync.Mutex
+	vf     vfConfig
+}
+
+type vfConfig struct {
+	present bool
+	serial  uint32
+}
+
+// New returns a device; with Config.Switch set it is attached to the switch.
+func New(cfg Config) (*Device, error) {
+	if cfg.LinkSpeed == 0 {
+		cfg.LinkSpeed = DefaultLinkSpeed
+	}
+	if cfg.MaxNDIS == 0 {
+		cfg.MaxNDIS = nvsp.NDIS630
+	}
+	if cfg.MaxQueues <= 0 {
+		cfg.MaxQueues = 1
+	}
+	if cfg.MaxRangesPerPacket <= 0 {
+		cfg.MaxRangesPerPacket = DefaultMaxRangesPerPacket
+	}
+	if cfg.FriendlyName == "" {
+		cfg.FriendlyName = "Network Adapter"
+	}
+	if cfg.Versions == nil {
+		cfg.Versions = []nvsp.Version{nvsp.Version1, nvsp.Version2, nvsp.Version4, nvsp.Version5, nvsp.Version6, nvsp.Version61}
+	}
+	if cfg.Instance.IsZero() {
+		cfg.Instance = tlfs.GUIDNetwork
+		copy(cfg.Instance[10:16], cfg.MAC[:])
+		cfg.Instance[0] ^= 0x5a
+	}
+	d := &Device{cfg: cfg, log: kernel.LoggerOr(cfg.Logger), pool: cfg.Pool, large: cfg.LargePool}
+	if d.pool == nil {
+		d.pool = packet.MustPool(packet.PoolConfig{Size: 9216 + 4})
+	}
+	if d.large == nil {
+		d.large = packet.MustPool(packet.PoolConfig{Size: 65536 + 256})
+	}
+	d.linkUp.Store(!cfg.LinkDown)
+	if cfg.Switch != nil {
+		p, err := cfg.Switch.Attach("netvsp-"+cfg.MAC.String(), d, cfg.VLAN)
+		if err != nil {
+			return nil, err
+		}
+		p.SetLink(!cfg.LinkDown)
+		d.port = p
+	}
+	return d, nil
+}
+
+// SwitchPort returns the NIC's switch port (nil without a switch).
+func (d *Device) SwitchPort() *vswitch.SwitchPort { return d.port }
+
+// MAC returns the permanent address.
+func (d *Device) MAC() vswitch.MAC { return d.cfg.MAC }
+
+// Offer implements host.Device.
+func (d *Device) Offer() host.Offer {
+	return host.Offer{Class: tlfs.GUIDNetwork, Instance: d.cfg.Instance}
+}
+
+// Open implements host.Device. Subchannels are not offered (MaxQueues is
+// 1), so every open is a primary channel; a second concurrent primary is
+// refused.
+func (d *Device) Open(ch *host.Channel) (host.Handler, error) {
+	d.stats.opens.Add(1)
+	c := newConn(d, ch)
+	if ch.SubchannelIndex() != 0 || !d.cur.CompareAndSwap(nil, c) {
+		d.stats.errs.Add(1)
+		return nil, host.ErrDevice
+	}
+	return c, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Device) Stats() Stats {
+	s := &d.stats
+	return Stats{
+		TxFrames: s.txFrames.Load(), TxBytes: s.txBytes.Load(),
+		RxFrames: s.rxFrames.Load(), RxBytes: s.rxBytes.Load(), RxPackets: s.rxPackets.Load(),
+		RxDropped: s.rxDropped.Load(), RxFiltered: s.rxFiltered.Load(), TxDropped: s.txDropped.Load(),
+		Control: s.control.Load(), Errors: s.errs.Load(), Opens: s.opens.Load(), Closes: s.closes.Load(),
+	}
+}
+
+// State returns a snapshot of what the guest negotiated on the open
+// channel (the zero State if none is open).
+func (d *Device) State() State {
+	c := d.cur.Load()
+	if c == nil {
+		return State{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.st.snapshot()
+	if c.recv != nil {
+		st.RecvInFlight = c.slots.inFlight()
+	}
+	return st
+}
+
+// SetLink changes the link state: the switch port follows, and a guest
+// whose RNDIS is initialized gets MEDIA_CONNECT or MEDIA_DISCONNECT.
+func (d *Device) SetLink(up bool) {
+	if d.linkUp.Swap(up) == up {
+		return
+	}
+	if d.port != nil {
+		d.port.SetLink(up)
+	}
+	if c := d.cur.Load(); c != nil {
+		c.indicateLink(up)
+	}
+}
+
+// LinkUp reports the link state.
+func (d *Device) LinkUp() bool { return d.linkUp.Load() }
+
+// SetVF says whether a VF with vPCI serial number serial is present. The
+// guest gets SEND_VF_ASSOCIATION when it advertised SR-IOV at NVSP ≥ 4
+// and RNDIS is initialized (OpenVMM); when the VF goes away while the
+// guest's data path is the VF, the host first sends SWITCH_DATA_PATH
+// (synthetic).
+func (d *Device) SetVF(present bool, serial uint32) {
+	d.vfMu.Lock()
+	old := d.vf
+	d.vf = vfConfig{present: present, serial: serial}
+	d.vfMu.Unlock()
+	if old.present == present && old.serial == serial {
+		return
+	}
+	if c := d.cur.Load(); c != nil {
+		c.vfChanged(old, d.vfConfig())
+	}
+}
+
+func (d *Device) vfConfig() vfConfig {
+	d.vfMu.Lock()
+	defer d.vfMu.Unlock()
+	return d.vf
+}
+
+// Deliver implements vswitch.Port: frames for the guest.
+func (d *Device) Deliver(b *packet.Batch) {
+	c := d.cur.Load()
+	if c == nil {
+		d.stats.rxDropped.Add(uint64(b.Len()))
+		b.Free()
+		return
+	}
+	c.receive(b)
+}
+
+// transmit hands frames from the guest to the switch; it takes b's packets.
+func (d *Device) transmit(b *packet.Batch) {
+	n := b.Len()
+	if n == 0 {
+		return
+	}
+	d.stats.txFrames.Add(uint64(n))
+	d.stats.txBytes.Add(uint64(b.Bytes()))
+	if d.port == nil || !d.linkUp.Load() {
+		d.stats.txDropped.Add(uint64(n))
+		b.Free()
+		return
+	}
+	d.port.Input(b)
+}
