@@ -75,7 +75,8 @@ type Channel struct {
 	closed sync.Once
 	err    atomic.Pointer[error] // why the channel died
 
-	txMu sync.Mutex // guards out
+	txMu sync.Mutex // guards out and tx
+	tx   Tx         // the staging handle of the Send in progress
 	// waiting is set while a Send holds txMu waiting for ring space, so
 	// TrySend can fail at once instead of queueing behind it.
 	waiting atomic.Bool
@@ -207,8 +208,9 @@ type Tx struct {
 func (c *Channel) Send(fn func(tx *Tx) error) error {
 	c.txMu.Lock()
 	defer c.txMu.Unlock()
-	tx := Tx{c: c}
-	err := fn(&tx)
+	tx := &c.tx // reused under txMu: a Tx on the stack would escape through fn
+	*tx = Tx{c: c}
+	err := fn(tx)
 	if err != nil {
 		// Keep what was staged before the failure: those packets are whole.
 		c.commitLocked()
@@ -232,8 +234,9 @@ func (c *Channel) TrySend(fn func(tx *Tx) error) error {
 		runtime.Gosched()
 	}
 	defer c.txMu.Unlock()
-	tx := Tx{c: c, noWait: true}
-	err := fn(&tx)
+	tx := &c.tx
+	*tx = Tx{c: c, noWait: true}
+	err := fn(tx)
 	if cerr := c.commitLocked(); err == nil {
 		err = cerr
 	}
