@@ -124,3 +124,14 @@ func TestDetachLeavesNothing(t *testing.T) {
 	}
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base+2 })
 }
+
+func TestSetMAC(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	mac := net.HardwareAddr{0x00, 0x15, 0x5d, 0xaa, 0xbb, 0xcc}
+	if err := w.ifp.Ioctl(&ifnet.SetMAC{MAC: mac}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.nic.State().CurrentMAC; net.HardwareAddr(got[:]).String() != mac.String() || w.ifp.MAC().String() != mac.String() {
+		t.Fatalf("host current MAC %x, interface %s", got, w.ifp.MAC())
+	}
+}

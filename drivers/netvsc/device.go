@@ -254,6 +254,19 @@ func (d *Device) Ioctl(req ifnet.Request) error {
 		}
 		r.HWAssist &= d.capState(s).HWAssist
 		return nil
+	case *ifnet.SetMAC:
+		// Linux rndis_filter_set_device_mac: the "NetworkAddress" config
+		// parameter, 12 lowercase hex digits in UTF-16.
+		s := d.syn
+		if s == nil {
+			return fmt.Errorf("netvsc: %s: %w", d.name, ifnet.ErrDown)
+		}
+		var mac [6]byte
+		copy(mac[:], r.MAC)
+		if err := s.set(context.Background(), rndis.OIDGenRNDISConfigParameter, rndis.NewMACAddressParameter(mac).Encode()); err != nil {
+			return fmt.Errorf("netvsc: %s: set MAC: %w", d.name, err)
+		}
+		return nil
 	case *ifnet.GetMedia:
 		r.State = d.iface().Media()
 		return nil
