@@ -157,4 +157,3 @@ func TestVFSwitchNeedsNVSP4(t *testing.T) {
 		t.Fatalf("switch at NVSP 2: %v", err)
 	}
 }
-
