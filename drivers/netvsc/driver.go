@@ -33,9 +33,9 @@ const (
 	// BounceSlotSize is the size of one bounce slot: the largest LSO
 	// packet Hyper-V takes (62780) plus RNDIS header room, in whole pages.
 	BounceSlotSize = 16 * kernel.PageSize
-	// DefaultRingPages is the VMBus ring size each way, in pages
-	// (Linux netvsc_ring_bytes: 128 pages... we use the vmbus default).
-	DefaultRingPages = 64
+	// DefaultRingPages is the VMBus ring size each way, in 4 KiB pages
+	// (Linux netvsc_drv.c ring_size = 128, i.e. 512 KiB).
+	DefaultRingPages = 128
 	// DefaultTimeout bounds each wait for the host during attach and for
 	// control requests.
 	DefaultTimeout = 10 * time.Second
