@@ -134,4 +134,11 @@ func TestSetMAC(t *testing.T) {
 	if got := w.nic.State().CurrentMAC; net.HardwareAddr(got[:]).String() != mac.String() || w.ifp.MAC().String() != mac.String() {
 		t.Fatalf("host current MAC %x, interface %s", got, w.ifp.MAC())
 	}
+	// An MTU change re-attaches; the address set survives it.
+	if err := w.ifp.Ioctl(&ifnet.SetMTU{MTU: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.nic.State().CurrentMAC; net.HardwareAddr(got[:]).String() != mac.String() {
+		t.Fatalf("host current MAC %x after re-attach", got)
+	}
 }

@@ -302,6 +302,13 @@ func (d *Device) reattach(mtu int) error {
 			d.log.Warn("netvsc: packet filter after re-attach", "err", ferr)
 		}
 	}
+	if mac := d.iface().MAC(); mac.String() != ns.mac.String() { // a SetMAC the new attachment forgot
+		var m [6]byte
+		copy(m[:], mac)
+		if merr := ns.set(ctx, rndis.OIDGenRNDISConfigParameter, rndis.NewMACAddressParameter(m).Encode()); merr != nil {
+			d.log.Warn("netvsc: MAC address after re-attach", "err", merr)
+		}
+	}
 	_ = d.iface().SetCapState(d.capState(ns))
 	d.iface().SetTSOLimits(ns.off.tsoLimits(d.cfg.BounceSlots))
 	d.dataMu.Lock()
