@@ -77,7 +77,7 @@ func NewOutput(op Opcode) Output {
 	case OpInitHCA, OpEnableHCA, OpDisableHCA, OpSetISSI, OpSetHCACap, OpSetDriverVersion, OpNOP,
 		OpDeallocUAR, OpDeallocPD, OpDeallocTransportDomain, OpDestroyMkey, OpDestroyEQ, OpDestroyCQ,
 		OpModifyCQ, OpModifySQ, OpDestroySQ, OpModifyRQ, OpDestroyRQ, OpDestroyTIS, OpModifyTIR,
-		OpDestroyTIR, OpModifyRQT, OpDestroyRQT:
+		OpDestroyTIR, OpModifyRQT, OpDestroyRQT, OpModifyNICVportContext:
 		return &EmptyOut{Op: op}
 	}
 	return nil
