@@ -3,6 +3,7 @@ package netvsp
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
 	"github.com/hvguest/hvguest/drivers/netvsc/rndis"
@@ -79,6 +80,13 @@ type conn struct {
 	send    *host.GPADLView
 	closed  bool
 
+	// vRSS (subchan.go): primary is set on a subchannel conn; q, rss and
+	// sc belong to the primary.
+	primary *conn
+	q       queues
+	rss     atomic.Pointer[rssState]
+	sc      rssScratch
+
 	// Scratch, guarded by mu.
 	ranges    []ring.XferRange
 	rxScratch []byte
@@ -105,6 +113,11 @@ func newConn(d *Device, ch *host.Channel) *conn {
 
 // Close implements host.Handler.
 func (c *conn) Close() {
+	if c.primary != nil {
+		c.closeSub()
+		c.d.stats.closes.Add(1)
+		return
+	}
 	c.mu.Lock()
 	c.closed = true
 	c.releaseBuffers()
@@ -132,6 +145,9 @@ func (c *conn) bad(msg string, args ...any) {
 // Packet implements host.Handler. It never returns an error for guest
 // input: bad messages are answered or ignored as the host does.
 func (c *conn) Packet(p *ring.Packet) error {
+	if c.primary != nil {
+		return c.subPacket(p)
+	}
 	switch p.Type {
 	case ring.TypeCompletion:
 		c.rxCompletion(p.TransID)
@@ -193,11 +209,7 @@ func (c *conn) Packet(p *ring.Packet) error {
 	case *nvsp.SwitchDataPath:
 		c.onSwitchDataPath(p, m)
 	case *nvsp.SubchannelRequest:
-		st := nvsp.StatusFailure
-		if m.Op == nvsp.SubchannelAllocate && int(m.Count)+1 <= c.d.cfg.MaxQueues && m.Count == 0 {
-			st = nvsp.StatusSuccess
-		}
-		c.complete(p, &nvsp.SubchannelComplete{Status: st})
+		c.onSubchannel(p, m)
 	case *nvsp.OIDQueryEx:
 		c.complete(p, &nvsp.OIDQueryExComplete{Status: uint32(rndis.StatusNotSupported)})
 	default:

@@ -131,7 +131,7 @@ func (c *conn) query(oid rndis.OID, in []byte) (rndis.Status, []byte) {
 	case rndis.OIDGenReceiveScaleCapabilities:
 		caps := rndis.RSSCapabilities{
 			Header:                rndis.RSSCapabilitiesHeader,
-			Flags:                 rndis.RSSCapHashToeplitz | rndis.RSSCapHashTCPIPv4 | rndis.RSSCapHashTCPIPv6 | rndis.RSSCapMSI | rndis.RSSCapClassifyAtISR,
+			Flags:                 rndis.RSSCapHashToeplitz | rndis.RSSCapHashTCPIPv4 | rndis.RSSCapHashTCPIPv6 | rndis.RSSCapHashUDPIPv4 | rndis.RSSCapHashUDPIPv6 | rndis.RSSCapMSI | rndis.RSSCapClassifyAtISR,
 			NumInterruptMessages:  1,
 			NumReceiveQueues:      uint32(c.d.cfg.MaxQueues),
 			NumIndirectionEntries: rndis.RSSIndirectionEntries,
@@ -214,6 +214,7 @@ func (c *conn) set(oid rndis.OID, in []byte) rndis.Status {
 			}
 		}
 		c.st.RSS = p
+		c.setRSS(p)
 		return rndis.StatusSuccess
 	case rndis.OIDGenRNDISConfigParameter:
 		p, err := rndis.DecodeConfigParameter(in)

@@ -52,7 +52,7 @@ type Config struct {
 	// LinkDown starts the link down.
 	LinkDown bool
 	// MaxQueues is what RSS capabilities report and bounds SUBCHANNEL
-	// requests (default 1: subchannels are not supported yet).
+	// requests: at most MaxQueues - 1 subchannels (default 1: none).
 	MaxQueues int
 	// MaxRangesPerPacket bounds frames per transfer-page packet.
 	MaxRangesPerPacket int
@@ -162,13 +162,19 @@ func (d *Device) Offer() host.Offer {
 	return host.Offer{Class: tlfs.GUIDNetwork, Instance: d.cfg.Instance}
 }
 
-// Open implements host.Device. Subchannels are not offered (MaxQueues is
-// 1), so every open is a primary channel; a second concurrent primary is
-// refused.
+// Open implements host.Device. A subchannel joins the open primary
+// (subchan.go); a second concurrent primary is refused.
 func (d *Device) Open(ch *host.Channel) (host.Handler, error) {
 	d.stats.opens.Add(1)
 	c := newConn(d, ch)
-	if ch.SubchannelIndex() != 0 || !d.cur.CompareAndSwap(nil, c) {
+	if ch.SubchannelIndex() != 0 {
+		if err := d.openSub(c); err != nil {
+			d.stats.errs.Add(1)
+			return nil, err
+		}
+		return c, nil
+	}
+	if !d.cur.CompareAndSwap(nil, c) {
 		d.stats.errs.Add(1)
 		return nil, host.ErrDevice
 	}
@@ -251,7 +257,7 @@ func (d *Device) Deliver(b *packet.Batch) {
 		b.Free()
 		return
 	}
-	c.receive(b)
+	c.deliver(b)
 }
 
 // transmit hands frames from the guest to the switch; it takes b's packets.

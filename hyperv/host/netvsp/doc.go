@@ -13,7 +13,8 @@
 // GPADL, one section of slots of 256 + MTU + 36 bytes, the first
 // ControlSlots slots kept for control messages), send buffer (6144-byte
 // sections), SEND_RNDIS_PKT, revokes, SWITCH_DATA_PATH (answered with an
-// empty completion), SUBCHANNEL (refused beyond Config.MaxQueues),
+// empty completion), SUBCHANNEL (up to Config.MaxQueues - 1 subchannels
+// sharing the primary's buffers, then SEND_INDIRECTION_TABLE; subchan.go),
 // OID_QUERY_EX (NOT_SUPPORTED).
 //
 // RNDIS on the control channel: INITIALIZE (OpenVMM's INITIALIZE_CMPLT
@@ -36,6 +37,9 @@
 // messages (VLAN and checksum-verified per-packet info) and leave in
 // transfer-page packets, up to Config.MaxRangesPerPacket frames each; the
 // guest's completion of a transfer-page packet frees its slots.
+// With RSS parameters set, each frame's Toeplitz hash (rndis.HashFrame)
+// picks its channel through the guest's indirection table and travels in
+// the hash value and hash info per-packet info.
 //
 // # Input validation
 //

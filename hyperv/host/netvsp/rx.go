@@ -3,6 +3,7 @@ package netvsp
 import (
 	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
 	"github.com/hvguest/hvguest/drivers/netvsc/rndis"
+	"github.com/hvguest/hvguest/hyperv/host"
 	"github.com/hvguest/hvguest/hyperv/ring"
 	"github.com/hvguest/hvguest/net/packet"
 )
@@ -172,6 +173,10 @@ func (c *conn) receive(b *packet.Batch) {
 	}
 	var first, last int32 = -1, -1
 	var bytes uint64
+	out := c.ch
+	if b.Len() > 0 {
+		out = c.queueChannel(b.At(0).Meta.Queue) // deliver groups a batch by queue
+	}
 	for _, p := range b.Packets() {
 		frame := p.Bytes()
 		if !c.accept(frame) {
@@ -203,12 +208,12 @@ func (c *conn) receive(b *packet.Batch) {
 		}
 		last = int32(s)
 		if len(c.ranges) == cap(c.ranges) {
-			c.flushData(uint32(first), bytes)
+			c.flushData(out, uint32(first), bytes)
 			first, last, bytes = -1, -1, 0
 		}
 	}
 	if first >= 0 {
-		c.flushData(uint32(first), bytes)
+		c.flushData(out, uint32(first), bytes)
 	}
 	c.mu.Unlock()
 	b.Free()
@@ -217,11 +222,11 @@ func (c *conn) receive(b *packet.Batch) {
 // flushData sends the ranges collected in c.ranges as one transfer-page
 // packet without waiting for ring space: a full ring drops the frames, as
 // a NIC whose receive queue is full does. Runs with mu held.
-func (c *conn) flushData(first uint32, bytes uint64) {
+func (c *conn) flushData(out *host.Channel, first uint32, bytes uint64) {
 	d := c.d
 	n := len(c.ranges)
 	var werr error
-	err := c.ch.WriteBatch(func(w *ring.Writer) error {
+	err := out.WriteBatch(func(w *ring.Writer) error {
 		werr = w.WriteXferPages(uint64(first), true, c.st.RecvBufferID, false, c.ranges, c.dataMsg)
 		return werr
 	})
@@ -262,6 +267,10 @@ func rxInfo(m *packet.Meta, info *rndis.PacketInfo) {
 	if m.HashType != packet.HashNone {
 		info.Present |= rndis.HasHashValue
 		info.HashValue = m.Hash
+		if hi := typeHashInfo(m.HashType); hi != 0 {
+			info.Present |= rndis.HasHashInfo
+			info.HashInfo = hi
+		}
 	}
 }
 

@@ -35,9 +35,10 @@ func (c *conn) onRNDIS(p *ring.Packet, m *nvsp.SendRNDISPacket) {
 func (c *conn) gatherRNDIS(p *ring.Packet, m *nvsp.SendRNDISPacket) ([]byte, bool) {
 	c.gather = c.gather[:0]
 	if m.SectionIndex != nvsp.NoSection {
-		c.mu.Lock()
-		send, secSize, nsec := c.send, c.st.SendSectionSize, c.st.SendSections
-		c.mu.Unlock()
+		pc := c.prim() // subchannels share the primary's send buffer
+		pc.mu.Lock()
+		send, secSize, nsec := pc.send, pc.st.SendSectionSize, pc.st.SendSections
+		pc.mu.Unlock()
 		if send == nil || m.SectionIndex >= uint32(nsec) || m.SectionSize == 0 || m.SectionSize > uint32(secSize) {
 			c.bad("SEND_RNDIS_PKT: bad send section", "index", m.SectionIndex, "size", m.SectionSize)
 			return nil, false
@@ -89,9 +90,10 @@ func (c *conn) transmit(data []byte) bool {
 		c.bad("malformed RNDIS data", "err", err)
 		return false
 	}
-	c.mu.Lock()
-	ready := c.st.RNDIS == RNDISInitialized
-	c.mu.Unlock()
+	pc := c.prim()
+	pc.mu.Lock()
+	ready := pc.st.RNDIS == RNDISInitialized
+	pc.mu.Unlock()
 	if !ready {
 		c.bad("RNDIS data before INITIALIZE or after HALT")
 		return false
