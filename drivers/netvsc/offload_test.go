@@ -8,6 +8,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/hvguest/hvguest/hyperv/host/netvsp"
 	"github.com/hvguest/hvguest/net/packet"
 )
 
@@ -31,7 +32,9 @@ func tcpFrame(t testing.TB, payload int) []byte {
 // Checksum and LSO requests travel as per-packet info; a frame bigger than
 // a send section goes GPA-direct from a bounce slot.
 func TestChecksumAndLSOInfo(t *testing.T) {
-	w := newWorld(t, worldOpts{})
+	// PassOffload: the host passes the requests on instead of doing them
+	// (offload_e2e_test.go checks the emulated result).
+	w := newWorld(t, worldOpts{hostCfg: func(c *netvsp.Config) { c.PassOffload = true }})
 	w.up()
 	small := tcpFrame(t, 1000)
 	big := tcpFrame(t, 20000)

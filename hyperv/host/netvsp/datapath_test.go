@@ -163,7 +163,9 @@ func TestARPThroughSwitch(t *testing.T) {
 }
 
 func TestBatchedSendAndMetadata(t *testing.T) {
-	e, g := ready(t, netvsp.Config{VLAN: vswitch.Trunk(1)})
+	// PassOffload: the requests themselves are what is checked here
+	// (offload_test.go checks their emulation).
+	e, g := ready(t, netvsp.Config{VLAN: vswitch.Trunk(1), PassOffload: true})
 	st, _ := vswitch.NewStation(e.sw, vswitch.StationConfig{Name: "peer", MAC: stationMAC, VLAN: vswitch.Trunk(1), Record: true, Promisc: true})
 	f1 := rawFrame(stationMAC, guestMAC, "one")
 	f2 := rawFrame(stationMAC, guestMAC, "two, a little longer")

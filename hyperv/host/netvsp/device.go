@@ -63,6 +63,10 @@ type Config struct {
 	// frames); LargePool LSO frames bigger than Pool's buffers (default
 	// 64 KiB buffers).
 	Pool, LargePool *packet.Pool
+	// PassOffload leaves checksum/LSO work to whatever is behind the
+	// switch: transmit requests travel in packet.Meta and receive
+	// checksum results come from it (default: emulated, see offload.go).
+	PassOffload bool
 	// FriendlyName answers OID_GEN_FRIENDLY_NAME (default "Network Adapter").
 	FriendlyName string
 	Clock        kernel.Clock
@@ -96,6 +100,7 @@ type Device struct {
 	pool   *packet.Pool
 	large  *packet.Pool
 	stats  counters
+	off    offloadCounters
 	cur    atomic.Pointer[conn] // the open primary channel
 	linkUp atomic.Bool
 	vfMu   sync.Mutex

@@ -190,6 +190,7 @@ func (c *conn) receive(b *packet.Batch) {
 			continue
 		}
 		var info rndis.PacketInfo
+		d.rxOffload(&c.st.Offload, frame, &p.Meta)
 		rxInfo(&p.Meta, &info)
 		dst := c.slotBytes(s)
 		n, err := rndis.PutPacket(dst, &info, frame, 0)

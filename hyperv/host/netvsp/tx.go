@@ -114,11 +114,7 @@ func (c *conn) transmit(data []byte) bool {
 			continue
 		}
 		txMeta(&info, &pk.Meta)
-		c.txBatch.Add(pk)
-		if c.txBatch.Full() {
-			d.transmit(c.txBatch)
-			c.txBatch.Clear()
-		}
+		d.txOffload(pk, c.txBatch)
 	}
 	d.transmit(c.txBatch)
 	c.txBatch.Clear()
