@@ -68,6 +68,7 @@ type synth struct {
 
 	tx  txState
 	rx  rxState
+	rss rssState // subchannels and RSS (rss.go)
 	ctl ctlState
 	vf  vfState
 
@@ -101,8 +102,9 @@ func (s *synth) attach(ctx context.Context) error {
 		return fmt.Errorf("netvsc: open channel: %w", err)
 	}
 	s.open = true
+	s.rx.ch = s.ch
 	s.workers.Add(1)
-	go s.completer()
+	go s.completer(&s.rx)
 	if err := s.negotiate(ctx); err != nil {
 		return err
 	}
@@ -115,7 +117,11 @@ func (s *synth) attach(ctx context.Context) error {
 	if err := s.tx.init(s); err != nil {
 		return err
 	}
-	return s.rndisAttach(ctx)
+	if err := s.rndisAttach(ctx); err != nil {
+		return err
+	}
+	s.attachQueues(ctx)
+	return nil
 }
 
 // negotiate offers each NVSP version in turn, then sends NDIS config and
@@ -244,6 +250,7 @@ func (s *synth) detachOnce(ctx context.Context) {
 		}
 	}
 	close(s.stop)
+	s.closeQueues(ctx) // subchannels before the primary, as Linux vmbus_close
 	if s.open {
 		if err := s.dev.offer.Close(ctx); err != nil {
 			s.log.Debug("netvsc: close channel", "err", err)

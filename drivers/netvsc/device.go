@@ -55,7 +55,7 @@ func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string)
 		Name: name, MAC: s.mac, MTU: mtu, MaxMTU: maxConfigMTU,
 		Flags:        ifnet.FlagBroadcast | ifnet.FlagMulticast,
 		Capabilities: cs.Capabilities, Enabled: cs.Enabled,
-		TSO: s.off.tsoLimits(cfg.BounceSlots), Media: media(s.linkUp, s.speedBps),
+		TSO: s.off.tsoLimits(cfg.BounceSlots), Media: media(s.linkUp, s.speedBps), RSS: s.rssConfig(),
 	}, d)
 	if err == nil {
 		err = ifp.SetCapState(cs)
@@ -311,6 +311,7 @@ func (d *Device) reattach(mtu int) error {
 	}
 	_ = d.iface().SetCapState(d.capState(ns))
 	d.iface().SetTSOLimits(ns.off.tsoLimits(d.cfg.BounceSlots))
+	_ = d.iface().SetRSS(ns.rssConfig())
 	d.dataMu.Lock()
 	d.syn = ns
 	d.dataMu.Unlock()

@@ -71,6 +71,11 @@ type Config struct {
 	Isolated bool
 	// RingPages sizes each ring of the channel (default DefaultRingPages).
 	RingPages int
+	// MaxQueues bounds the channels (queues) the device uses: with NVSP ≥ 5
+	// and a host that reports several receive queues, min(host queues,
+	// 64, MaxQueues) channels; 0 stands for the number of CPUs (Linux's
+	// default); 1: one channel.
+	MaxQueues int
 	// RxPool supplies receive packets (default: a pool sized for jumbo
 	// frames, bounded).
 	RxPool *packet.Pool

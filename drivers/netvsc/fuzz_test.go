@@ -50,11 +50,11 @@ func FuzzReceive(f *testing.F) {
 		if n == 0 {
 			n = uint32(len(data))
 		}
-		s.receiveRange(ring.XferRange{ByteOffset: off, ByteCount: n})
-		s.receiveRange(ring.XferRange{ByteOffset: off % 8192, ByteCount: n % 4096})
+		s.receiveRange(&s.rx, ring.XferRange{ByteOffset: off, ByteCount: n})
+		s.receiveRange(&s.rx, ring.XferRange{ByteOffset: off % 8192, ByteCount: n % 4096})
 		p := &ring.Packet{Payload: inband}
 		p.Flags = ring.FlagCompletionRequested
-		s.inband(p)
+		s.inband(&s.rx, p)
 		for _, pk := range s.rx.batch.Packets() {
 			if pk.Len() == 0 || pk.Len() > 2048 {
 				t.Fatalf("accepted a %d-byte frame", pk.Len())

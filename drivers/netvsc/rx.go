@@ -24,6 +24,8 @@ const maxXferRanges = 562
 // completions not yet written to the ring, shared with the completer
 // goroutine; compKick wakes it.
 type rxState struct {
+	ch    *vmbus.Channel // the channel this state receives on
+	queue uint16         // its queue index (0: primary), set in Meta.Queue
 	batch *packet.Batch
 	pool  *packet.Pool
 	st    rxStats
@@ -48,6 +50,14 @@ func (r *rxState) init(s *synth) {
 	r.compKick = make(chan struct{}, 1)
 }
 
+// channel is the channel r receives on (the primary's when unset).
+func (r *rxState) channel(s *synth) *vmbus.Channel {
+	if r.ch == nil {
+		return s.ch
+	}
+	return r.ch
+}
+
 func (r *rxState) release() {
 	if r.batch != nil {
 		r.batch.Free()
@@ -64,6 +74,11 @@ var rxCompletion = func() []byte {
 // HandlePackets implements vmbus.Handler: it runs on the channel's receive
 // goroutine with a batch of host packets.
 func (s *synth) HandlePackets(_ *vmbus.Channel, pkts []ring.Packet) {
+	s.handlePackets(&s.rx, pkts)
+}
+
+// handlePackets is HandlePackets for the queue whose receive state is r.
+func (s *synth) handlePackets(r *rxState, pkts []ring.Packet) {
 	owed := false
 	for i := range pkts {
 		p := &pkts[i]
@@ -71,29 +86,28 @@ func (s *synth) HandlePackets(_ *vmbus.Channel, pkts []ring.Packet) {
 		case ring.TypeCompletion:
 			s.tx.complete(p.TransID, p.Payload)
 		case ring.TypeXferPages:
-			s.receive(p)
+			s.receive(r, p)
 			owed = true
 		case ring.TypeInBand:
-			owed = s.inband(p) || owed
+			owed = s.inband(r, p) || owed
 		default:
-			s.rx.st.unknown.Add(1)
+			r.st.unknown.Add(1)
 		}
 	}
-	if b := s.rx.batch; b.Len() > 0 {
+	if b := r.batch; b.Len() > 0 {
 		s.dev.input(b)
 	}
 	if owed {
-		s.flushCompletions()
+		s.flushCompletions(r)
 	}
 }
 
 // receive handles one transfer-page packet: every range is one RNDIS
 // message in the receive buffer. The packet is completed whatever its
 // content, so the host gets its slots back.
-func (s *synth) receive(p *ring.Packet) {
-	r := &s.rx
+func (s *synth) receive(r *rxState, p *ring.Packet) {
 	r.st.xferPackets.Add(1)
-	s.owe(p.TransID, false)
+	r.owe(p.TransID, false)
 	if p.XferSetID != nvsp.ReceiveBufferID || p.RangeCount > maxXferRanges {
 		r.st.badPackets.Add(1)
 		s.dev.hostLog("netvsc: bad transfer-page packet", "set", p.XferSetID, "ranges", p.RangeCount)
@@ -105,15 +119,14 @@ func (s *synth) receive(p *ring.Packet) {
 		return
 	}
 	for i := 0; i < int(p.RangeCount); i++ {
-		s.receiveRange(p.XferRange(i))
+		s.receiveRange(r, p.XferRange(i))
 	}
 }
 
 // receiveRange handles one RNDIS message at a range of the receive buffer,
 // checked as Linux netvsc_receive does: inside the buffer and no longer
 // than a slot.
-func (s *synth) receiveRange(x ring.XferRange) {
-	r := &s.rx
+func (s *synth) receiveRange(r *rxState, x ring.XferRange) {
 	if x.ByteCount == 0 || x.ByteCount > s.rxSlot || uint64(x.ByteOffset)+uint64(x.ByteCount) > uint64(s.rxSize) {
 		r.st.badRanges.Add(1)
 		s.dev.hostLog("netvsc: receive range outside the buffer", "off", x.ByteOffset, "len", x.ByteCount)
@@ -127,14 +140,13 @@ func (s *synth) receiveRange(x ring.XferRange) {
 		return
 	}
 	if t == rndis.MsgPacket {
-		s.receiveData(msg)
+		s.receiveData(r, msg)
 	} else {
-		s.receiveControl(t, msg)
+		s.receiveControl(r, t, msg)
 	}
 }
 
-func (s *synth) receiveData(msg []byte) {
-	r := &s.rx
+func (s *synth) receiveData(r *rxState, msg []byte) {
 	var info rndis.PacketInfo
 	frame, _, err := rndis.ParsePacket(msg, &info)
 	if err != nil || len(frame) == 0 {
@@ -159,6 +171,7 @@ func (s *synth) receiveData(msg []byte) {
 		return
 	}
 	fillRxMeta(&pk.Meta, &info)
+	pk.Meta.Queue = r.queue
 	r.st.packets.Add(1)
 	r.st.bytes.Add(uint64(len(frame)))
 	r.batch.Add(pk)
@@ -168,8 +181,7 @@ func (s *synth) receiveData(msg []byte) {
 }
 
 // receiveControl handles a control completion or a status indication.
-func (s *synth) receiveControl(t rndis.MessageType, msg []byte) {
-	r := &s.rx
+func (s *synth) receiveControl(r *rxState, t rndis.MessageType, msg []byte) {
 	r.st.controlMsgs.Add(1)
 	if t&rndis.CompletionBit != 0 && t != rndis.MsgResetComplete {
 		if len(msg) >= 12 && s.ctl.deliver(binary.LittleEndian.Uint32(msg[8:]), msg) {
@@ -194,10 +206,10 @@ func (s *synth) receiveControl(t rndis.MessageType, msg []byte) {
 
 // inband handles host-initiated NVSP messages: VF association, the send
 // indirection table, and a host-ordered data-path switch.
-func (s *synth) inband(p *ring.Packet) (owed bool) {
+func (s *synth) inband(r *rxState, p *ring.Packet) (owed bool) {
 	m, err := nvsp.DecodeFromHost(p.Payload, s.ver)
 	if err != nil {
-		s.rx.st.unknown.Add(1)
+		r.st.unknown.Add(1)
 		s.dev.hostLog("netvsc: bad in-band message", "err", err)
 		return false
 	}
@@ -207,13 +219,13 @@ func (s *synth) inband(p *ring.Packet) (owed bool) {
 	case *nvsp.SwitchDataPath:
 		s.vf.hostSwitched(m.DataPath)
 		if p.CompletionRequested() {
-			s.owe(p.TransID, true)
+			r.owe(p.TransID, true)
 			owed = true
 		}
 	case *nvsp.SendIndirectionTable:
-		// One channel: every entry is channel 0 whatever the host says.
+		s.setSendTable(m.Table)
 	default:
-		s.rx.st.unknown.Add(1)
+		r.st.unknown.Add(1)
 	}
 	return owed
 }
@@ -226,8 +238,7 @@ type rxComp struct {
 }
 
 // owe queues a completion for transID.
-func (s *synth) owe(id uint64, empty bool) {
-	r := &s.rx
+func (r *rxState) owe(id uint64, empty bool) {
 	r.compMu.Lock()
 	if len(r.comp) < r.compMax {
 		r.comp = append(r.comp, rxComp{id, empty})
@@ -240,12 +251,11 @@ func (s *synth) owe(id uint64, empty bool) {
 // flushCompletions writes the queued completions in one commit without
 // waiting (the receive goroutine): if the ring is full, or a sender waits
 // for room, the rest stay queued and the completer goroutine is woken.
-func (s *synth) flushCompletions() {
-	r := &s.rx
+func (s *synth) flushCompletions(r *rxState) {
 	r.compMu.Lock()
 	defer r.compMu.Unlock()
 	done := 0
-	err := s.ch.TrySend(func(tx *vmbus.Tx) error {
+	err := r.channel(s).TrySend(func(tx *vmbus.Tx) error {
 		for done < len(r.comp) {
 			if err := stageCompletion(tx, r.comp[done]); err != nil {
 				return err
@@ -273,22 +283,21 @@ func stageCompletion(tx *vmbus.Tx, c rxComp) error {
 
 // completer writes completions the receive goroutine could not, waiting
 // for ring space; it stops when the synth detaches.
-func (s *synth) completer() {
+func (s *synth) completer(r *rxState) {
 	defer s.workers.Done()
 	var pending []rxComp
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-s.rx.compKick:
+		case <-r.compKick:
 			// Take the queue and write it waiting for room, without
 			// holding compMu, so the receive goroutine never waits.
-			r := &s.rx
 			r.compMu.Lock()
 			pending = append(pending[:0], r.comp...)
 			r.comp = r.comp[:0]
 			r.compMu.Unlock()
-			err := s.ch.Send(func(tx *vmbus.Tx) error {
+			err := r.channel(s).Send(func(tx *vmbus.Tx) error {
 				for _, c := range pending {
 					if err := stageCompletion(tx, c); err != nil {
 						return err

@@ -24,6 +24,9 @@ type Stats struct {
 	RxUnknown                                   uint64
 	RxCompletionsPending                        int
 	RxCompletionsDropped                        uint64
+	// RxQueuePackets counts the packets received on each channel (queue
+	// 0 is the primary; RxPackets is their sum).
+	RxQueuePackets []uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -49,13 +52,26 @@ func (d *Device) Stats() Stats {
 	}
 	t.mu.Unlock()
 
-	r := &s.rx
-	st.RxPackets, st.RxBytes, st.RxRanges = r.st.packets.Load(), r.st.bytes.Load(), r.st.ranges.Load()
-	st.RxXferPackets, st.RxControl, st.RxIndications = r.st.xferPackets.Load(), r.st.controlMsgs.Load(), r.st.indications.Load()
-	st.RxBadPackets, st.RxBadRanges, st.RxNoBuffer = r.st.badPackets.Load(), r.st.badRanges.Load(), r.st.noBuffer.Load()
-	st.RxUnknown, st.RxCompletionsDropped = r.st.unknown.Load(), r.st.compDropped.Load()
-	r.compMu.Lock()
-	st.RxCompletionsPending = len(r.comp)
-	r.compMu.Unlock()
+	rxs := []*rxState{&s.rx}
+	for _, q := range s.rss.subs {
+		rxs = append(rxs, &q.rx)
+	}
+	for _, r := range rxs {
+		st.RxQueuePackets = append(st.RxQueuePackets, r.st.packets.Load())
+		st.RxPackets += r.st.packets.Load()
+		st.RxBytes += r.st.bytes.Load()
+		st.RxRanges += r.st.ranges.Load()
+		st.RxXferPackets += r.st.xferPackets.Load()
+		st.RxControl += r.st.controlMsgs.Load()
+		st.RxIndications += r.st.indications.Load()
+		st.RxBadPackets += r.st.badPackets.Load()
+		st.RxBadRanges += r.st.badRanges.Load()
+		st.RxNoBuffer += r.st.noBuffer.Load()
+		st.RxUnknown += r.st.unknown.Load()
+		st.RxCompletionsDropped += r.st.compDropped.Load()
+		r.compMu.Lock()
+		st.RxCompletionsPending += len(r.comp)
+		r.compMu.Unlock()
+	}
 	return st
 }

@@ -189,15 +189,20 @@ func (s *synth) transmit(b *packet.Batch) (int, error) {
 	t := &s.tx
 	n := 0
 	t.mu.Lock()
-	err := s.ch.TrySend(func(tx *vmbus.Tx) error {
-		for n < len(pkts) {
-			if err := s.stage(tx, pkts[n]); err != nil {
-				return err
+	var err error
+	for err == nil && n < len(pkts) {
+		// One commit per run of packets bound for the same channel.
+		ch := s.txChannel(pkts[n])
+		err = ch.TrySend(func(tx *vmbus.Tx) error {
+			for n < len(pkts) && s.txChannel(pkts[n]) == ch {
+				if err := s.stage(tx, pkts[n]); err != nil {
+					return err
+				}
+				n++
 			}
-			n++
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, vmbus.ErrRingFull):
