@@ -53,10 +53,10 @@ func TestGeneralCapsGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fields the model leaves 0 decode from their own bits.
-	w8(want, 0x11, 9)                    // log_max_qp_sz
-	w8(want, 0x42, 0xc0)                 // cmdif_checksum 3, bits 15:14
-	w8(want, 0x4c, 0xc0)                 // bf
-	w16(want, 0x92, 0)                   // log_uar_page_sz
+	w8(want, 0x11, 9)    // log_max_qp_sz
+	w8(want, 0x42, 0xc0) // cmdif_checksum 3, bits 15:14
+	w8(want, 0x4c, 0xc0) // bf
+	w16(want, 0x92, 0)   // log_uar_page_sz
 	_ = d.Parse(want)
 	if d.LogMaxQPSize != 9 || d.CmdifChecksum != 3 || !d.BF {
 		t.Fatalf("%+v", d)
