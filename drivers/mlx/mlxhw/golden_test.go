@@ -234,6 +234,48 @@ func goldens() []golden {
 	w32(b, 0x0c, FieldSelectMTU)
 	w16(b, 0x126, 9022)
 	add("MODIFY_NIC_VPORT_CONTEXT mtu", &ModifyNICVportContextIn{FieldSelect: FieldSelectMTU, Ctx: NICVportContext{MTU: 9022}}, b)
+
+	// Flow steering (compat mode): table_type @0x10, table_id @0x14.
+	b = hdr(0x40, OpCreateFlowTable, 0)
+	w32(b, 0x18, 1<<16|4) // level 1, log_size 4
+	add("CREATE_FLOW_TABLE", &CreateFlowTableIn{Level: 1, LogSize: 4}, b)
+	b = hdr(0x40, OpSetFlowTableRoot, 0)
+	w32(b, 0x14, 0x10)
+	add("SET_FLOW_TABLE_ROOT", &FlowTableIn{Op: OpSetFlowTableRoot, TableID: 0x10}, b)
+	b = hdr(0x400, OpCreateFlowGroup, 0)
+	w32(b, 0x14, 0x10)
+	w32(b, 0x24, 15)
+	w8(b, 0x3f, FlowMatchOuter)
+	copy(b[0x48:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	fg := FlowGroupIn{Op: OpCreateFlowGroup, TableID: 0x10, End: 15, CriteriaEnable: FlowMatchOuter}
+	SetOuterDMAC(&fg.Criteria, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	add("CREATE_FLOW_GROUP", &fg, b)
+	b = hdr(0x40, OpDestroyFlowGroup, 0)
+	w32(b, 0x14, 0x10)
+	w32(b, 0x18, 0x11)
+	add("DESTROY_FLOW_GROUP", &FlowGroupIn{Op: OpDestroyFlowGroup, TableID: 0x10, GroupID: 0x11}, b)
+	// SET_FLOW_TABLE_ENTRY forwarding dmac testMAC to TIR 0x1400:
+	// destination[0] @0x340 = type 2 << 24 | tirn.
+	b = hdr(0x348, OpSetFlowTableEntry, 0)
+	w32(b, 0x14, 0x10)
+	w32(b, 0x20, 3)
+	w32(b, 0x44, 0x11)
+	w32(b, 0x48, 0x77)
+	w32(b, 0x4c, FlowActionFwdDest)
+	w32(b, 0x50, 1)
+	copy(b[0x88:], testMAC[:])
+	w32(b, 0x340, FlowDestTIR<<24|0x1400)
+	fte := FlowEntryIn{Op: OpSetFlowTableEntry, TableID: 0x10, FlowIndex: 3, GroupID: 0x11, FlowTag: 0x77,
+		Action: FlowActionFwdDest, Dests: []FlowDest{{FlowDestTIR, 0x1400}}}
+	SetOuterDMAC(&fte.Match, testMAC)
+	add("SET_FLOW_TABLE_ENTRY", &fte, b)
+	b = hdr(0x40, OpDeleteFlowTableEntry, 0)
+	w32(b, 0x14, 0x10)
+	w32(b, 0x20, 3)
+	add("DELETE_FLOW_TABLE_ENTRY", &FlowEntryIn{Op: OpDeleteFlowTableEntry, TableID: 0x10, FlowIndex: 3}, b)
+	b = make([]byte, 16)
+	w32(b, 0x08, 0x10)
+	add("CREATE_FLOW_TABLE out", &ObjectOut{Op: OpCreateFlowTable, ID: 0x10}, b)
 	return g
 }
 
@@ -316,6 +358,14 @@ func TestStatusError(t *testing.T) {
 	if _, err := DecodeInput(b); !errors.Is(err, ErrLength) {
 		t.Fatal(err)
 	}
+	b = hdr(0x348, OpSetFlowTableEntry, 0)
+	w32(b, 0x50, 2) // two destinations, room for one
+	if _, err := DecodeInput(b); !errors.Is(err, ErrLength) {
+		t.Fatal(err)
+	}
+	if _, err := DecodeInput(hdr(0x3ff, OpCreateFlowGroup, 0)); !errors.Is(err, ErrShort) {
+		t.Fatal(err)
+	}
 }
 
 // TestKeptSet checks that every kept opcode (spec §7.5) has an input and
@@ -327,7 +377,9 @@ func TestKeptSet(t *testing.T) {
 		OpCreateMkey, OpDestroyMkey, OpCreateEQ, OpDestroyEQ, OpCreateCQ, OpDestroyCQ, OpModifyCQ,
 		OpCreateTIS, OpDestroyTIS, OpCreateSQ, OpModifySQ, OpDestroySQ, OpCreateRQ, OpModifyRQ, OpDestroyRQ,
 		OpCreateRQT, OpModifyRQT, OpDestroyRQT, OpCreateTIR, OpModifyTIR, OpDestroyTIR,
-		OpQueryVportState, OpQueryNICVportContext, OpModifyNICVportContext}
+		OpQueryVportState, OpQueryNICVportContext, OpModifyNICVportContext,
+		OpCreateFlowTable, OpDestroyFlowTable, OpCreateFlowGroup, OpDestroyFlowGroup, OpSetFlowTableEntry,
+		OpDeleteFlowTableEntry, OpSetFlowTableRoot}
 	for _, op := range kept {
 		if NewInput(op) == nil || NewOutput(op) == nil {
 			t.Errorf("%v: missing input or output", op)

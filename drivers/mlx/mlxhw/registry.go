@@ -44,6 +44,14 @@ func NewInput(op Opcode) Input {
 		return new(QueryNICVportContextIn)
 	case OpModifyNICVportContext:
 		return new(ModifyNICVportContextIn)
+	case OpCreateFlowTable:
+		return new(CreateFlowTableIn)
+	case OpDestroyFlowTable, OpSetFlowTableRoot:
+		return &FlowTableIn{Op: op}
+	case OpCreateFlowGroup, OpDestroyFlowGroup:
+		return &FlowGroupIn{Op: op}
+	case OpSetFlowTableEntry, OpDeleteFlowTableEntry:
+		return &FlowEntryIn{Op: op}
 	}
 	if _, ok := objectInField[op]; ok {
 		return &ObjectIn{Op: op}
@@ -72,12 +80,13 @@ func NewOutput(op Opcode) Output {
 	case OpQueryNICVportContext:
 		return new(QueryNICVportContextOut)
 	case OpAllocUAR, OpAllocPD, OpAllocTransportDomain, OpCreateMkey, OpCreateEQ, OpCreateCQ,
-		OpCreateSQ, OpCreateRQ, OpCreateTIS, OpCreateTIR, OpCreateRQT:
+		OpCreateSQ, OpCreateRQ, OpCreateTIS, OpCreateTIR, OpCreateRQT, OpCreateFlowTable, OpCreateFlowGroup:
 		return &ObjectOut{Op: op}
 	case OpInitHCA, OpEnableHCA, OpDisableHCA, OpSetISSI, OpSetHCACap, OpSetDriverVersion, OpNOP,
 		OpDeallocUAR, OpDeallocPD, OpDeallocTransportDomain, OpDestroyMkey, OpDestroyEQ, OpDestroyCQ,
 		OpModifyCQ, OpModifySQ, OpDestroySQ, OpModifyRQ, OpDestroyRQ, OpDestroyTIS, OpModifyTIR,
-		OpDestroyTIR, OpModifyRQT, OpDestroyRQT, OpModifyNICVportContext:
+		OpDestroyTIR, OpModifyRQT, OpDestroyRQT, OpModifyNICVportContext, OpDestroyFlowTable,
+		OpSetFlowTableRoot, OpDestroyFlowGroup, OpSetFlowTableEntry, OpDeleteFlowTableEntry:
 		return &EmptyOut{Op: op}
 	}
 	return nil
