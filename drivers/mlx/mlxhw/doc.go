@@ -28,13 +28,25 @@
 //   - cmdq.go: the 64-byte command queue entry and the 576-byte mailbox
 //     block, delivery and command status codes, splitting and gathering a
 //     message across a mailbox chain (§2.2–§2.4, §7.4).
-//   - opcode.go, cmd*.go: opcodes and the input/output message of every
-//     command in the kept set (§2.6, §2.7, §7.5).
+//   - opcode.go, cmd.go, cmd2.go, flow.go: opcodes, status codes and the
+//     input/output message of every command in the kept set, including the
+//     reduced flow steering of compat mode (§2.6, §2.7, §7.5). Each input
+//     implements Input and each output Output; registry.go maps opcodes to
+//     them (NewInput, NewOutput, DecodeInput, DecodeOutput), so the device
+//     dispatches on the opcode and the driver decodes what it asked for.
 //   - ctx.go, caps.go, vport.go: EQ/CQ/SQ/RQ/WQ/TIS/TIR/RQT/mkey contexts,
 //     HCA capabilities, the NIC vport context and the PTYS/PMTU/PAOS
 //     registers (§2.7, §2.8, §4, §7.6, §7.11).
 //   - eqe.go, cqe.go, wqe.go: data path entries with zero-allocation
 //     Put/Parse functions and the owner-bit arithmetic (§3, §7.9).
+//
+// Both sides share the chain walkers in cmdq.go (BuildChain on the driver
+// side, GatherInput/ScatterOutput on the device side, GatherOutput back on
+// the driver side); they move bytes through a caller-supplied DMA
+// interface and do no I/O of their own. Validation here is structural
+// (sizes, lengths, list counts, ownership); the model's semantic rules
+// (allowed states, object numbers, value ranges) live in the device
+// model, which maps a decoding failure to the status the spec names.
 package mlxhw
 
 import "errors"
