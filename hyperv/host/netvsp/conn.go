@@ -160,6 +160,9 @@ func (c *conn) Packet(p *ring.Packet) error {
 	c.mu.Lock()
 	v := c.st.Version
 	c.mu.Unlock()
+	if c.fastRNDIS(p, v) {
+		return nil
+	}
 	m, err := nvsp.DecodeFromGuest(p.Payload, v)
 	if err != nil {
 		c.bad("undecodable NVSP message", "err", err)

@@ -7,27 +7,50 @@ import (
 	"github.com/hvguest/hvguest/net/packet"
 )
 
+// The two answers to SEND_RNDIS_PKT, shared read-only so that completing
+// a data packet does not allocate one (a Message passed to complete
+// escapes).
+var (
+	rndisSent   = &nvsp.SendRNDISPacketComplete{Status: nvsp.StatusSuccess}
+	rndisFailed = &nvsp.SendRNDISPacketComplete{Status: nvsp.StatusFailure}
+)
+
+// fastRNDIS handles a SEND_RNDIS_PKT, the data path's message, without
+// the generic decoder's allocation, once a version is negotiated; it
+// reports false for anything else, which Packet then decodes as usual.
+func (c *conn) fastRNDIS(p *ring.Packet, v nvsp.Version) bool {
+	if v == 0 || nvsp.MsgSendRNDISPacket.MinVersion() > v {
+		return false
+	}
+	var m nvsp.SendRNDISPacket
+	if nvsp.DecodeSendRNDISPacketInto(p.Payload, &m) != nil {
+		return false
+	}
+	c.onRNDIS(p, &m)
+	return true
+}
+
 // onRNDIS handles SEND_RNDIS_PKT: the RNDIS bytes are the named
 // send-buffer section's first, then the packet's GPA ranges (OpenVMM
 // order, which Linux's partial copy relies on).
 func (c *conn) onRNDIS(p *ring.Packet, m *nvsp.SendRNDISPacket) {
 	data, ok := c.gatherRNDIS(p, m)
 	if !ok {
-		c.complete(p, &nvsp.SendRNDISPacketComplete{Status: nvsp.StatusFailure})
+		c.complete(p, rndisFailed)
 		return
 	}
 	if m.ChannelType == nvsp.ChannelControl {
 		// The NVSP packet completes at once; the RNDIS reply follows
 		// through the receive buffer.
-		c.complete(p, &nvsp.SendRNDISPacketComplete{Status: nvsp.StatusSuccess})
+		c.complete(p, rndisSent)
 		c.control(data)
 		return
 	}
-	st := nvsp.StatusSuccess
+	done := rndisSent
 	if !c.transmit(data) {
-		st = nvsp.StatusFailure
+		done = rndisFailed
 	}
-	c.complete(p, &nvsp.SendRNDISPacketComplete{Status: st})
+	c.complete(p, done)
 }
 
 // gatherRNDIS copies the RNDIS bytes of p into c.gather (a copy, so that
