@@ -69,11 +69,12 @@ type Bus struct {
 	offered  chan struct{} // closed at ALLOFFERS_DELIVERED
 	offerOne sync.Once
 
-	work     workQueue
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	badMsgs  atomic.Uint64
-	unmached atomic.Uint64
+	onEventFn func(relid uint32) // b.onEvent, bound once: a method value allocates per use
+	work      workQueue
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	badMsgs   atomic.Uint64
+	unmached  atomic.Uint64
 }
 
 // Connect negotiates a VMBus connection, requests the offers and returns
@@ -100,6 +101,7 @@ func Connect(ctx context.Context, cfg Config, drivers map[tlfs.GUID]Driver) (*Bu
 	for g, d := range drivers {
 		b.drivers[g] = d
 	}
+	b.onEventFn = b.onEvent
 	b.nextGPADL.Store(firstGPADL - 1)
 	contact, err := cfg.Memory.Alloc(3)
 	if err != nil {
@@ -300,7 +302,7 @@ func (b *Bus) dispatch() {
 			return
 		case <-b.port.Interrupt():
 		}
-		b.port.ScanEvents(b.onEvent)
+		b.port.ScanEvents(b.onEventFn)
 		for b.port.TakeMessage(&m) {
 			b.onMessage(&m)
 		}
