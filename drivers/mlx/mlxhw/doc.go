@@ -28,9 +28,10 @@
 //   - cmdq.go: the 64-byte command queue entry and the 576-byte mailbox
 //     block, delivery and command status codes, splitting and gathering a
 //     message across a mailbox chain (§2.2–§2.4, §7.4).
-//   - opcode.go, cmd.go, cmd2.go, flow.go: opcodes, status codes and the
-//     input/output message of every command in the kept set, including the
-//     reduced flow steering of compat mode (§2.6, §2.7, §7.5). Each input
+//   - opcode.go, cmd.go, cmd2.go, flow.go, counters.go: opcodes, status
+//     codes and the input/output message of every command in the kept set,
+//     including the reduced flow steering of compat mode and the optional
+//     counters (§2.6, §2.7, §7.5). Each input
 //     implements Input and each output Output; registry.go maps opcodes to
 //     them (NewInput, NewOutput, DecodeInput, DecodeOutput), so the device
 //     dispatches on the opcode and the driver decodes what it asked for.
@@ -39,6 +40,8 @@
 //     registers (§2.7, §2.8, §4, §7.6, §7.11).
 //   - eqe.go, cqe.go, wqe.go: data path entries with zero-allocation
 //     Put/Parse functions and the owner-bit arithmetic (§3, §7.9).
+//   - helpers.go: small shared helpers (device-side command completion,
+//     revision and removal checks, ring-edge room, RQ stride).
 //
 // Both sides share the chain walkers in cmdq.go (BuildChain on the driver
 // side, GatherInput/ScatterOutput on the device side, GatherOutput back on

@@ -276,6 +276,27 @@ func goldens() []golden {
 	b = make([]byte, 16)
 	w32(b, 0x08, 0x10)
 	add("CREATE_FLOW_TABLE out", &ObjectOut{Op: OpCreateFlowTable, ID: 0x10}, b)
+
+	// Optional counters: QUERY_VPORT_COUNTER clear @0x18 bit 31; the
+	// Ethernet unicast rx counter is the ninth traffic counter, @0x90.
+	b = hdr(0x20, OpQueryVportCounter, 0)
+	w8(b, 0x18, 0x80)
+	add("QUERY_VPORT_COUNTER in", &QueryVportCounterIn{Clear: true}, b)
+	b = make([]byte, 0x210)
+	w64(b, 0x90, 1000)
+	w64(b, 0x98, 1514000)
+	w64(b, 0xa0, 7)
+	vc := QueryVportCounterOut{}
+	vc.Counters[CounterRxEthUnicast] = TrafficCounter{1000, 1514000}
+	vc.Counters[CounterTxEthUnicast] = TrafficCounter{Packets: 7}
+	add("QUERY_VPORT_COUNTER out", &vc, b)
+	add("ALLOC_Q_COUNTER in", &SimpleIn{Op: OpAllocQCounter}, hdr(16, OpAllocQCounter, 0))
+	b = make([]byte, 16)
+	w8(b, 0x0b, 5)
+	add("ALLOC_Q_COUNTER out", &AllocQCounterOut{CounterSetID: 5}, b)
+	b = hdr(16, OpDeallocQCounter, 0)
+	w8(b, 0x0b, 5)
+	add("DEALLOC_Q_COUNTER", &ObjectIn{Op: OpDeallocQCounter, ID: 5}, b)
 	return g
 }
 
@@ -379,7 +400,7 @@ func TestKeptSet(t *testing.T) {
 		OpCreateRQT, OpModifyRQT, OpDestroyRQT, OpCreateTIR, OpModifyTIR, OpDestroyTIR,
 		OpQueryVportState, OpQueryNICVportContext, OpModifyNICVportContext,
 		OpCreateFlowTable, OpDestroyFlowTable, OpCreateFlowGroup, OpDestroyFlowGroup, OpSetFlowTableEntry,
-		OpDeleteFlowTableEntry, OpSetFlowTableRoot}
+		OpDeleteFlowTableEntry, OpSetFlowTableRoot, OpQueryVportCounter, OpAllocQCounter, OpDeallocQCounter}
 	for _, op := range kept {
 		if NewInput(op) == nil || NewOutput(op) == nil {
 			t.Errorf("%v: missing input or output", op)

@@ -53,6 +53,9 @@ func NewInput(op Opcode) Input {
 	case OpSetFlowTableEntry, OpDeleteFlowTableEntry:
 		return &FlowEntryIn{Op: op}
 	}
+	if in := newCounterInput(op); in != nil {
+		return in
+	}
 	if _, ok := objectInField[op]; ok {
 		return &ObjectIn{Op: op}
 	}
@@ -89,7 +92,7 @@ func NewOutput(op Opcode) Output {
 		OpSetFlowTableRoot, OpDestroyFlowGroup, OpSetFlowTableEntry, OpDeleteFlowTableEntry:
 		return &EmptyOut{Op: op}
 	}
-	return nil
+	return newCounterOutput(op)
 }
 
 // DecodeInput decodes a command input of any kept opcode (the device
