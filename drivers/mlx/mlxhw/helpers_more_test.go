@@ -52,3 +52,23 @@ func TestSmallHelpers(t *testing.T) {
 		t.Fatal("s_wqe_opcode")
 	}
 }
+
+func TestReservedClear(t *testing.T) {
+	for _, g := range goldens() {
+		if g.in == nil {
+			continue
+		}
+		ok, err := ReservedClear(g.wire)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v %v", g.name, ok, err)
+		}
+	}
+	b := (&CreateSQIn{}).AppendTo(nil)
+	b[0x08] = 1 // CREATE_SQ has no object number at 0x08
+	if ok, err := ReservedClear(b); err != nil || ok {
+		t.Fatal("reserved bit not seen", ok, err)
+	}
+	if _, err := ReservedClear(hdr(16, OpQueryAdapter, 0)); !errors.Is(err, ErrOpcode) {
+		t.Fatal(err)
+	}
+}

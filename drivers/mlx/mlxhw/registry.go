@@ -125,3 +125,21 @@ func DecodeOutput(op Opcode, b []byte) (Output, error) {
 	}
 	return out, nil
 }
+
+// ReservedClear reports whether an input keeps every bit this package
+// does not model at zero: it decodes b and compares the re-encoded bytes
+// with b's first InLen bytes (encoders write reserved bits as zero). The
+// model's strict mode answers false with delivery status 0x9 (spec §7.1
+// P1). Bytes beyond InLen (for example a newer INIT_HCA's sw_owner_id)
+// are not examined.
+func ReservedClear(b []byte) (bool, error) {
+	in, err := DecodeInput(b)
+	if err != nil {
+		return false, err
+	}
+	enc := in.AppendTo(nil)
+	if len(enc) > len(b) {
+		return false, fmt.Errorf("%w: %v re-encodes to %d bytes from %d", ErrLength, in.Opcode(), len(enc), len(b))
+	}
+	return string(enc) == string(b[:len(enc)]), nil
+}
