@@ -3,7 +3,6 @@ package tap
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/hvguest/hvguest/net/ifnet"
 	"github.com/hvguest/hvguest/net/packet"
+	"github.com/hvguest/hvguest/net/tapdev"
 )
 
 // Config configures a bridge.
@@ -67,8 +67,8 @@ func Open(ifp *ifnet.Interface, cfg Config) (*Bridge, error) {
 	if ifp == nil {
 		return nil, errors.New("tap: nil interface")
 	}
-	if len(cfg.Name) > unix.IFNAMSIZ-1 {
-		return nil, fmt.Errorf("tap: name %q longer than %d bytes", cfg.Name, unix.IFNAMSIZ-1)
+	if len(cfg.Name) > tapdev.MaxNameLen {
+		return nil, fmt.Errorf("tap: name %q longer than %d bytes", cfg.Name, tapdev.MaxNameLen)
 	}
 	if cfg.Pool == nil {
 		cfg.Pool = packet.MustPool(packet.PoolConfig{})
@@ -76,9 +76,9 @@ func Open(ifp *ifnet.Interface, cfg Config) (*Bridge, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = packet.DefaultBatchSize
 	}
-	fd, name, err := openTAP(cfg.Name, cfg.NetNS)
+	fd, name, err := tapdev.Open(cfg.Name, cfg.NetNS)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tap: %w", err)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -90,57 +90,6 @@ func Open(ifp *ifnet.Interface, cfg Config) (*Bridge, error) {
 	ifp.SetInput(b.input)
 	go b.reader()
 	return b, nil
-}
-
-// openTAP opens /dev/net/tun and binds it to a TAP device, inside netns if
-// given.
-func openTAP(name, netns string) (fd int, ifname string, err error) {
-	if netns != "" {
-		// setns changes only the calling thread: do the work on a locked
-		// thread and switch it back before unlocking.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return -1, "", fmt.Errorf("tap: current netns: %w", err)
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return -1, "", fmt.Errorf("tap: netns %s: %w", netns, err)
-		}
-		err = unix.Setns(target, unix.CLONE_NEWNET)
-		unix.Close(target)
-		if err != nil {
-			return -1, "", fmt.Errorf("tap: enter netns %s: %w", netns, err)
-		}
-		defer func() {
-			if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
-				// The thread is in the wrong namespace: never unlock it,
-				// so the runtime destroys it with the goroutine.
-				runtime.LockOSThread()
-				if err == nil {
-					unix.Close(fd)
-					fd, err = -1, fmt.Errorf("tap: return from netns: %w", rerr)
-				}
-			}
-		}()
-	}
-	fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return -1, "", fmt.Errorf("tap: open /dev/net/tun: %w", err)
-	}
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		unix.Close(fd)
-		return -1, "", fmt.Errorf("tap: %w", err)
-	}
-	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
-		return -1, "", fmt.Errorf("tap: TUNSETIFF %q: %w", name, err)
-	}
-	return fd, ifr.Name(), nil
 }
 
 // Name returns the TAP device's name.
