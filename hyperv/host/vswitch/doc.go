@@ -1,7 +1,7 @@
 // Package vswitch is the simulated Hyper-V host's virtual Ethernet switch
 // (host side): a learning bridge whose ports are the host ends of synthetic
 // NICs (hyperv/host/netvsp), simulated stations, traffic generators and
-// sinks, and later an uplink to a real TAP device.
+// sinks, and an uplink to a real TAP device (TAPPort).
 //
 // # Ports
 //
@@ -47,6 +47,21 @@
 // Input call comes from a free list, flood copies come from packet pools,
 // and only a newly learned address allocates its table entry.
 //
-// Not yet here: an uplink port over a real TAP device (it must not import
-// net/ifnet; it will sit on net/tap or on a file descriptor directly).
+// # TAP uplink
+//
+// TAPPort (Linux) attaches a real TAP device to the switch, so that the
+// kernel, and ping, tcpdump or iperf in its network namespace, talk to the
+// simulated network. It opens the device through net/tapdev (which imports
+// only x/sys), not net/tap, which is guest logic. To attach one:
+//
+//	sw := vswitch.New(vswitch.Config{})
+//	tp, err := vswitch.NewTAPPort(sw, vswitch.TAPConfig{Name: "hvsw0", NetNS: "/var/run/netns/sim"})
+//	...
+//	defer tp.Close() // stops the reader, detaches the port, removes the TAP
+//
+// and then, as root: ip -n sim addr add 10.0.0.1/24 dev hvsw0; ip -n sim link
+// set hvsw0 up. Frames are exchanged without a virtio-net header, so frames
+// on the switch must carry complete checksums (netvsp completes a guest's
+// offload requests before switching). The simulator command (tools/hvsim
+// serve) has no switch yet, so it has no -tap flag.
 package vswitch
