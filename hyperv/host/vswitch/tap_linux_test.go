@@ -56,6 +56,19 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
+// newNetns creates a network namespace that the test's cleanup deletes.
+func newNetns(t *testing.T) string {
+	t.Helper()
+	ns := fmt.Sprintf("hvvsw-%s-%d", strings.ToLower(t.Name()), os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
+		}
+	})
+	return ns
+}
+
 // TestTAPPortPing: the kernel, in a fresh network namespace, pings a
 // vswitch Station through the TAP port. Path: ping -> kernel -> TAP ->
 // reader -> switch -> station, which answers through the switch ->
@@ -63,13 +76,7 @@ func checkGoroutines(t *testing.T) {
 func TestTAPPortPing(t *testing.T) {
 	needTAP(t)
 	checkGoroutines(t)
-	ns := fmt.Sprintf("hvvsw-test-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
-		}
-	})
+	ns := newNetns(t)
 
 	sw := New(Config{NoAger: true})
 	defer sw.Close()
@@ -146,6 +153,44 @@ func TestTAPPortPing(t *testing.T) {
 	}
 	if ps := pool.Stats(); ps.InUse != 0 {
 		t.Errorf("pool leaks packets: %+v", ps)
+	}
+}
+
+// TestTAPPortTrunk: the TAP port is a trunk and the kernel pings through a
+// VLAN subinterface, so the station's replies leave the switch tagged and
+// reach the kernel with the tag back in the bytes.
+func TestTAPPortTrunk(t *testing.T) {
+	needTAP(t)
+	checkGoroutines(t)
+	ns := newNetns(t)
+	sw := New(Config{NoAger: true})
+	defer sw.Close()
+	stIP := netip.MustParseAddr("10.97.0.2")
+	st, err := NewStation(sw, StationConfig{Name: "station", MAC: MAC{0x02, 0, 0, 0, 0x97, 2}, IP: stIP, VLAN: Access(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := NewTAPPort(sw, TAPConfig{Name: "hvvsw1", NetNS: "/var/run/netns/" + ns, VLAN: Trunk(0, 5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	if out, err := exec.Command("ip", "-n", ns, "link", "add", "link", "hvvsw1", "name", "hvvsw1.5", "type", "vlan", "id", "5").CombinedOutput(); err != nil {
+		t.Skipf("skipping: no kernel VLAN support (8021q): %v\n%s", err, out)
+	}
+	run(t, "ip", "-n", ns, "link", "set", "hvvsw1", "up")
+	run(t, "ip", "-n", ns, "addr", "add", "10.97.0.1/24", "dev", "hvvsw1.5")
+	run(t, "ip", "-n", ns, "link", "set", "hvvsw1.5", "up")
+	out := run(t, "ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", stIP.String())
+	if !strings.Contains(out, "2 received") {
+		t.Fatalf("ping lost replies:\n%s", out)
+	}
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts, ps, ss := tp.Stats(), tp.SwitchPort().Stats(), st.Stats()
+	if ss.EchoReplies != 2 || ts.ToTAP != ss.Sent || ts.TxDrops != 0 || ps.TotalDrops() != 0 {
+		t.Errorf("TAP %+v\nport %+v\nstation %+v", ts, ps, ss)
 	}
 }
 
