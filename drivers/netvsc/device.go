@@ -39,7 +39,12 @@ type Device struct {
 	syn    *synth
 }
 
-func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string) (*Device, error) {
+// attachDevice attaches the synthetic NIC and its interface. publish (if
+// not nil) runs once the device is ready and before its interface is
+// attached to the registry, so whoever lists devices (Driver.Devices)
+// already has it when a registry subscriber or a lookup sees the
+// interface; if the registry attach then fails, the caller withdraws it.
+func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string, publish func(*Device)) (*Device, error) {
 	d := &Device{cfg: cfg, offer: o, name: name,
 		log: slog.New(kernel.RateLimit(cfg.Logger.Handler(), 20, time.Second, cfg.Clock)).With("if", name)}
 	s, err := attachSynth(ctx, d, cfg.MTU)
@@ -67,6 +72,9 @@ func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string)
 	d.syn = s
 	d.ifpp.Store(ifp)
 	d.publishLink(s.linkUp)
+	if publish != nil {
+		publish(d)
+	}
 	if err := cfg.Registry.Attach(ifp); err != nil {
 		d.dataMu.Lock()
 		d.syn = nil

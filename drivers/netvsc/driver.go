@@ -178,31 +178,39 @@ func (drv *Driver) Add(o *vmbus.Offer) {
 	drv.mu.Unlock()
 
 	name := fmt.Sprintf("%s%d", drv.cfg.NamePrefix, unit)
-	d, err := attachDevice(context.Background(), &drv.cfg, o, name)
+	// The device joins devs before its interface is attached to the
+	// registry: anyone who sees hn<unit> (a lookup, an attach event) finds
+	// it in Devices().
+	_, err := attachDevice(context.Background(), &drv.cfg, o, name, func(d *Device) {
+		d.unit = unit
+		drv.mu.Lock()
+		drv.devs[o] = d
+		drv.mu.Unlock()
+	})
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
 	if err != nil {
+		delete(drv.devs, o)
 		delete(drv.units, unit)
 		drv.errs = append(drv.errs, err)
 		drv.cfg.Logger.Error("netvsc: attach failed", "name", name, "err", err)
 		return
 	}
-	d.unit = unit
-	drv.devs[o] = d
 }
 
 // Remove implements vmbus.Driver: it detaches the offer's interface and
-// releases everything the device held.
+// releases everything the device held. The device leaves devs only after
+// its interface has left the registry (the mirror of Add).
 func (drv *Driver) Remove(o *vmbus.Offer) {
 	drv.mu.Lock()
 	d := drv.devs[o]
-	delete(drv.devs, o)
 	drv.mu.Unlock()
 	if d == nil {
 		return
 	}
 	d.Close(context.Background())
 	drv.mu.Lock()
+	delete(drv.devs, o)
 	delete(drv.units, d.unit)
 	drv.mu.Unlock()
 }

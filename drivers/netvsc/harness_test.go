@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,18 @@ type world struct {
 	ifp     *ifnet.Interface
 	in      chan *packet.Packet // frames hn0 received
 	once    sync.Once
+
+	unlisted atomic.Int32 // hn interfaces announced before Driver.Devices listed them
+}
+
+// deviceFor returns the driver's device for ifp, or nil.
+func (w *world) deviceFor(ifp *ifnet.Interface) *netvsc.Device {
+	for _, d := range w.drv.Devices() {
+		if d.Interface() == ifp {
+			return d
+		}
+	}
+	return nil
 }
 
 type worldOpts struct {
@@ -90,6 +103,16 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	if w.drv, err = netvsc.NewDriver(cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The driver must list a device before its interface is attached:
+	// check that on every attach event, as a registry subscriber (hn's own
+	// VF matching among them) would look.
+	if _, err := w.reg.Subscribe(func(ev ifnet.Event) {
+		if ev.Type == ifnet.EventAttach && w.deviceFor(ev.Interface) == nil {
+			w.unlisted.Add(1)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
 	w.bus, err = vmbus.Connect(context.Background(), vmbus.Config{Port: pair.Guest(), Memory: w.ram},
 		map[tlfs.GUID]vmbus.Driver{netvsc.Class: w.drv})
 	if err != nil {
@@ -110,7 +133,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	w.dev = w.drv.Devices()[0]
+	if w.dev = w.deviceFor(w.ifp); w.dev == nil {
+		t.Fatal("hn0 is in the registry but not in Driver.Devices")
+	}
 	w.ifp.SetInput(func(_ *ifnet.Interface, b *packet.Batch) {
 		for _, p := range b.Packets() {
 			select {
@@ -125,6 +150,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 }
 
 func (w *world) close() {
+	if n := w.unlisted.Load(); n > 0 {
+		w.t.Errorf("%d interface(s) attached before Driver.Devices listed their device", n)
+	}
 	w.once.Do(func() {
 		if w.bus != nil {
 			w.bus.Close(context.Background())
