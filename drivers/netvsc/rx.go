@@ -104,10 +104,16 @@ func (s *synth) handlePackets(r *rxState, pkts []ring.Packet) {
 
 // receive handles one transfer-page packet: every range is one RNDIS
 // message in the receive buffer. The packet is completed whatever its
-// content, so the host gets its slots back.
+// content, so the host gets its slots back, but only once every range has
+// been copied out: the completer goroutine may send a queued completion at
+// any moment, and the host reuses the slots as soon as it has it.
 func (s *synth) receive(r *rxState, p *ring.Packet) {
 	r.st.xferPackets.Add(1)
+	s.receiveRanges(r, p)
 	r.owe(p.TransID, false)
+}
+
+func (s *synth) receiveRanges(r *rxState, p *ring.Packet) {
 	if p.XferSetID != nvsp.ReceiveBufferID || p.RangeCount > maxXferRanges {
 		r.st.badPackets.Add(1)
 		s.dev.hostLog("netvsc: bad transfer-page packet", "set", p.XferSetID, "ranges", p.RangeCount)
