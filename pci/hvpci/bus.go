@@ -319,10 +319,15 @@ func (b *Bus) relations(m *vpciwire.BusRelations) {
 			b.log.Warn("function setup failed", "slot", desc.Slot, "serial", desc.Serial, "err", err)
 			continue
 		}
+		// Insert and announce under the driver lock, so a concurrent
+		// Subscribe sees the function either in its snapshot or as an
+		// event, never both.
+		b.d.mu.Lock()
 		b.mu.Lock()
 		b.funcs[desc.Slot] = f
 		b.mu.Unlock()
-		b.d.publish(Event{Type: Added, Function: f, Serial: f.Serial()})
+		b.d.publishLocked(Event{Type: Added, Function: f, Serial: f.Serial()})
+		b.d.mu.Unlock()
 	}
 }
 

@@ -305,6 +305,10 @@ func (s *subscriber) loop() {
 func (d *Driver) publish(ev Event) []chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.publishLocked(ev)
+}
+
+func (d *Driver) publishLocked(ev Event) []chan struct{} {
 	acks := make([]chan struct{}, 0, len(d.subs))
 	for _, s := range d.subs {
 		acks = append(acks, s.push(ev))
