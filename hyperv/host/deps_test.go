@@ -12,6 +12,7 @@ var wirePackages = map[string]bool{
 	"hyperv/vmbus/vmbusmsg": true,
 	"drivers/netvsc/nvsp":   true,
 	"drivers/netvsc/rndis":  true,
+	"pci/hvpci/vpciwire":    true,
 }
 
 // The host side must never import guest logic: a mistake on one side
