@@ -157,28 +157,12 @@ func (b *Bridge) reader() {
 
 // readBatch reads frames until the TAP is empty or the batch is full.
 func (b *Bridge) readBatch(bt *packet.Batch) {
-	for !bt.Full() {
-		p := b.pool.Get()
-		if p == nil {
-			b.ifp.CountDrops(ifnet.DropNoBuffer, 1)
-			// Read the frame into nowhere so poll does not spin.
-			var scratch [1]byte
-			if _, err := unix.Read(b.fd, scratch[:]); err != nil {
-				return
-			}
-			continue
-		}
-		buf, _ := p.Append(p.Tailroom())
-		n, err := unix.Read(b.fd, buf)
-		if err != nil || n <= 0 {
-			p.Free()
-			if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-				b.readErrs.Add(1)
-			}
-			return
-		}
-		_ = p.TrimBack(len(buf) - n)
-		bt.Add(p)
+	noBuf, err := tapdev.ReadBatch(b.fd, b.pool, bt)
+	if noBuf > 0 {
+		b.ifp.CountDrops(ifnet.DropNoBuffer, noBuf)
+	}
+	if err != nil {
+		b.readErrs.Add(1)
 	}
 }
 

@@ -194,28 +194,10 @@ func (t *TAPPort) reader() {
 
 // readBatch reads frames until the TAP is empty or the batch is full.
 func (t *TAPPort) readBatch(bt *packet.Batch) {
-	for !bt.Full() {
-		p := t.pool.Get()
-		if p == nil {
-			// Read the frame into nowhere so poll does not spin.
-			var scratch [1]byte
-			if _, err := unix.Read(t.fd, scratch[:]); err != nil {
-				return
-			}
-			t.noBuf.Add(1)
-			continue
-		}
-		buf, _ := p.Append(p.Tailroom())
-		n, err := unix.Read(t.fd, buf)
-		if err != nil || n <= 0 {
-			p.Free()
-			if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-				t.readErrs.Add(1)
-			}
-			return
-		}
-		_ = p.TrimBack(len(buf) - n)
-		bt.Add(p)
+	noBuf, err := tapdev.ReadBatch(t.fd, t.pool, bt)
+	t.noBuf.Add(uint64(noBuf))
+	if err != nil {
+		t.readErrs.Add(1)
 	}
 }
 
