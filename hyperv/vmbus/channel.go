@@ -442,7 +442,6 @@ func (c *Channel) failRequests() {
 func (c *Channel) receive() {
 	defer close(c.done)
 	batch := make([]ring.Packet, c.cfg.Batch)
-	deliver := make([]ring.Packet, 0, c.cfg.Batch)
 	for {
 		select {
 		case <-c.stop:
@@ -457,19 +456,27 @@ func (c *Channel) receive() {
 			for {
 				n, err := c.in.ReadBatch(batch)
 				if n > 0 {
-					deliver = deliver[:0]
+					// Take out the completions of Requests, compacting in
+					// place: the common batch has none and is handed on
+					// as it was read.
+					k := 0
+					var bytes uint64
 					for i := range batch[:n] {
 						p := &batch[i]
-						c.stats.rxPackets.Add(1)
-						c.stats.rxBytes.Add(uint64(len(p.Payload)))
+						bytes += uint64(len(p.Payload))
 						if p.Type == ring.TypeCompletion && c.completeRequest(p) {
 							continue
 						}
-						deliver = append(deliver, *p)
+						if k != i {
+							batch[k] = *p
+						}
+						k++
 					}
+					c.stats.rxPackets.Add(uint64(n))
+					c.stats.rxBytes.Add(bytes)
 					c.stats.rxBatches.Add(1)
-					if len(deliver) > 0 && c.cfg.Handler != nil {
-						c.cfg.Handler.HandlePackets(c, deliver)
+					if k > 0 && c.cfg.Handler != nil {
+						c.cfg.Handler.HandlePackets(c, batch[:k])
 					}
 					if c.in.Commit() {
 						c.stats.rxSignals.Add(1)
