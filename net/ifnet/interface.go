@@ -2,6 +2,7 @@ package ifnet
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -65,6 +66,50 @@ type Config struct {
 	TSO   TSOLimits
 	Media MediaState
 	RSS   RSSConfig
+	// Kind says what sort of interface this is (default KindEthernet);
+	// hn pairs only with a plain Ethernet interface (spec/vf-modes.md §3).
+	Kind Kind
+	// BusSerial is the bus-level identity of the device behind the
+	// interface, when it has one: for a VF on the Hyper-V vPCI bus, the
+	// function's serial number (the value netvsc's VF association names).
+	// HasBusSerial says whether BusSerial is meaningful.
+	BusSerial    uint32
+	HasBusSerial bool
+}
+
+// Kind is the sort of an interface.
+type Kind uint8
+
+// Interface kinds.
+const (
+	// KindEthernet is a NIC driven by its own hardware driver.
+	KindEthernet Kind = iota
+	// KindSynthetic is a Hyper-V synthetic NIC (hn).
+	KindSynthetic
+	// KindAggregate is a link aggregate or failover group (lagg, bond,
+	// net_failover).
+	KindAggregate
+	// KindVLAN is an 802.1Q sub-interface.
+	KindVLAN
+	// KindLoopback is a loopback or software pair.
+	KindLoopback
+)
+
+// String names the kind.
+func (k Kind) String() string {
+	switch k {
+	case KindEthernet:
+		return "ethernet"
+	case KindSynthetic:
+		return "synthetic"
+	case KindAggregate:
+		return "aggregate"
+	case KindVLAN:
+		return "vlan"
+	case KindLoopback:
+		return "loopback"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // Interface is one network interface: its configuration and state, its
@@ -86,6 +131,9 @@ type Interface struct {
 	name           string
 	drv            Driver
 	minMTU, maxMTU int
+	kind           Kind
+	busSerial      uint32
+	hasBusSerial   bool
 
 	// Lock-free readable state, written only with mu held.
 	index      atomic.Uint32 // set at Attach; 0 before
@@ -151,11 +199,15 @@ func New(cfg Config, drv Driver) (*Interface, error) {
 	if cfg.Enabled&^cfg.Capabilities != 0 {
 		return nil, wrapf(ErrInvalid, cfg.Name, "enabled capabilities %v not supported", cfg.Enabled&^cfg.Capabilities)
 	}
+	if cfg.Kind > KindLoopback {
+		return nil, wrapf(ErrInvalid, cfg.Name, "unknown interface kind %d", cfg.Kind)
+	}
 	if err := checkRSS(cfg.RSS); err != nil {
 		return nil, wrapf(ErrInvalid, cfg.Name, "%v", err)
 	}
 	ifp := &Interface{
 		name: cfg.Name, drv: drv, minMTU: cfg.MinMTU, maxMTU: cfg.MaxMTU,
+		kind: cfg.Kind, busSerial: cfg.BusSerial, hasBusSerial: cfg.HasBusSerial,
 		mac:   slices.Clone(cfg.MAC),
 		caps:  cfg.Capabilities,
 		tso:   cfg.TSO,
@@ -173,6 +225,13 @@ func New(cfg Config, drv Driver) (*Interface, error) {
 
 // Name returns the interface name.
 func (ifp *Interface) Name() string { return ifp.name }
+
+// Kind returns the interface's kind (immutable).
+func (ifp *Interface) Kind() Kind { return ifp.kind }
+
+// BusSerial returns the bus-level serial of the device behind the
+// interface (the vPCI serial of a VF) and whether it has one (immutable).
+func (ifp *Interface) BusSerial() (uint32, bool) { return ifp.busSerial, ifp.hasBusSerial }
 
 // Index returns the interface index assigned at Attach (0 before). Indexes
 // are never reused within a registry.

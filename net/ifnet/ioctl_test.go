@@ -311,3 +311,27 @@ func TestClaim(t *testing.T) {
 	mustIs(t, c.Ioctl(&SetMTU{MTU: 1200}), ErrReleased) // an old claim never regains rights
 	must(t, c2.Release())
 }
+
+func TestKindAndBusSerial(t *testing.T) {
+	drv := &fakeDriver{}
+	ifp, err := New(Config{Name: "vf0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, BusSerial: 7, HasBusSerial: true}, drv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ifp.Kind() != KindEthernet || ifp.Kind().String() != "ethernet" {
+		t.Fatalf("kind %v", ifp.Kind())
+	}
+	if s, ok := ifp.BusSerial(); !ok || s != 7 {
+		t.Fatalf("serial %d %v", s, ok)
+	}
+	hn, err := New(Config{Name: "hn0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Kind: KindSynthetic}, drv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := hn.BusSerial(); ok || hn.Kind() != KindSynthetic {
+		t.Fatalf("hn kind %v", hn.Kind())
+	}
+	if _, err := New(Config{Name: "x0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Kind: Kind(99)}, drv); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad kind: %v", err)
+	}
+}
