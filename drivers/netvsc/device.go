@@ -61,6 +61,7 @@ func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string,
 		Flags:        ifnet.FlagBroadcast | ifnet.FlagMulticast,
 		Capabilities: cs.Capabilities, Enabled: cs.Enabled,
 		TSO: s.off.tsoLimits(cfg.BounceSlots), Media: media(s.linkUp, s.speedBps), RSS: s.rssConfig(),
+		Kind: ifnet.KindSynthetic,
 	}, d)
 	if err == nil {
 		err = ifp.SetCapState(cs)
