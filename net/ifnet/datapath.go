@@ -120,7 +120,9 @@ func (ifp *Interface) Transmit(b *packet.Batch) (int, error) {
 			mc++
 		}
 	}
-	ifp.observe(DirOut, b)
+	if !ifp.txByDriver.Load() {
+		ifp.observe(DirOut, b)
+	}
 	_, err := ifp.drv.Transmit(b)
 	left := b.Len()
 	if left > n {

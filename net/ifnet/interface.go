@@ -145,6 +145,7 @@ type Interface struct {
 	detached   atomic.Bool
 	input      atomic.Pointer[inputNode] // current input chain, never nil
 	observer   atomic.Pointer[Observer]  // capture tap (observe.go), nil if none
+	txByDriver atomic.Bool               // the driver shows transmitted batches (driverhooks.go)
 
 	ioctlMu sync.Mutex
 

@@ -292,6 +292,8 @@ func isNilRequest(req Request) bool {
 		return r == nil
 	case *GetRSSHash:
 		return r == nil
+	case *GetReady:
+		return r == nil
 	}
 	return false
 }
