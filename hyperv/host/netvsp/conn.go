@@ -118,10 +118,15 @@ func (c *conn) Close() {
 		c.d.stats.closes.Add(1)
 		return
 	}
+	// A closed channel forgets the guest's data path; so does the switch
+	// (the guest switches again after reopening, spec/vf-modes.md §2.3).
+	c.d.pathMu.Lock()
 	c.mu.Lock()
 	c.closed = true
 	c.releaseBuffers()
 	c.mu.Unlock()
+	c.d.setPath(false)
+	c.d.pathMu.Unlock()
 	c.d.cur.CompareAndSwap(c, nil)
 	c.d.stats.closes.Add(1)
 }
@@ -355,17 +360,36 @@ func (c *conn) onRevoke(m nvsp.Message) {
 	}
 }
 
-// onSwitchDataPath records the guest's data path and answers with an
-// empty completion (not an NVSP message), as OpenVMM does.
+// onSwitchDataPath switches the data path and answers with an empty
+// completion (not an NVSP message) once the switch steers accordingly, as
+// OpenVMM does (spec/openvmm-notes.md §2.3). A switch to the VF is honoured
+// only while a VF is present and was advertised to the guest; otherwise it
+// is completed with no action (OpenVMM's "wrong state" case).
 func (c *conn) onSwitchDataPath(p *ring.Packet, m *nvsp.SwitchDataPath) {
+	d := c.d
+	d.pathMu.Lock()
 	c.mu.Lock()
+	apply, vf := false, false
 	switch m.DataPath {
-	case nvsp.DataPathSynthetic, nvsp.DataPathVF:
+	case nvsp.DataPathSynthetic:
 		c.st.DataPath = m.DataPath
+		apply = true
+	case nvsp.DataPathVF:
+		if c.st.VFAdvertised && d.vfConfig().present {
+			c.st.DataPath = m.DataPath
+			apply, vf = true, true
+		} else {
+			d.stats.pathRefused.Add(1)
+			d.log.Debug("netvsp: SWITCH_DATA_PATH to VF without an advertised VF: ignored")
+		}
 	default:
 		c.bad("SWITCH_DATA_PATH: bad data path", "path", m.DataPath)
 	}
 	c.mu.Unlock()
+	if apply {
+		d.setPath(vf)
+	}
+	d.pathMu.Unlock()
 	c.emptyCompletion(p)
 }
 

@@ -1,6 +1,7 @@
 package netvsp
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,10 @@ const (
 	transSwitchPath    = 0x8000000000000001
 )
 
+// ErrNoSwitch: the device has no switch port (Config.Switch unset or the
+// MAC not a unicast address), so it has nothing to steer.
+var ErrNoSwitch = errors.New("netvsp: no switch steering for the NIC")
+
 // Config configures a Device.
 type Config struct {
 	// Instance is the instance GUID; zero derives one from the MAC.
@@ -67,6 +72,13 @@ type Config struct {
 	// switch: transmit requests travel in packet.Meta and receive
 	// checksum results come from it (default: emulated, see offload.go).
 	PassOffload bool
+	// SYNToSynthetic keeps TCP segments with SYN set (the SYN of an
+	// inbound connection, the SYN|ACK answering an outbound one) on the
+	// synthetic NIC while the data path is the VF, as Azure does
+	// (spec/vf-modes.md §1.8: hn "only receives broadcast, multicast and
+	// TCP SYN / SYN|ACK" then). Default off: every unicast frame follows
+	// the data path.
+	SYNToSynthetic bool
 	// FriendlyName answers OID_GEN_FRIENDLY_NAME (default "Network Adapter").
 	FriendlyName string
 	Clock        kernel.Clock
@@ -84,11 +96,22 @@ type Stats struct {
 	Control           uint64 // RNDIS control messages handled
 	Errors            uint64 // invalid guest input
 	Opens, Closes     uint64
+
+	// Per-path delivery (vswitch.Steering of the NIC's MAC): frames the
+	// switch handed to the synthetic NIC and to the VF port, unicast
+	// kept synthetic because a SYN (Config.SYNToSynthetic) or because the
+	// VF port was unusable while the path was VF, and host data-path
+	// switches. Zero without a switch.
+	PathSynthetic, PathVF uint64
+	PathSYNs              uint64
+	PathFallbacks         uint64
+	PathSwitches          uint64
+	PathRefused           uint64 // guest switches to the VF while none was advertised (ignored)
 }
 
 type counters struct {
 	txFrames, txBytes, rxFrames, rxBytes, rxPackets, rxDropped, rxFiltered, txDropped atomic.Uint64
-	control, errs, opens, closes                                                      atomic.Uint64
+	control, errs, opens, closes, pathRefused                                         atomic.Uint64
 }
 
 // Device is the synthetic NIC; it implements host.Device and
@@ -103,7 +126,14 @@ type Device struct {
 	off    offloadCounters
 	cur    atomic.Pointer[conn] // the open primary channel
 	linkUp atomic.Bool
-	vfMu   sync.Mutex
+	// steer moves unicast for the MAC between the NIC's port and the VF's
+	// port (nil without a switch). Its path changes happen under pathMu.
+	steer *vswitch.Steering
+	// pathMu serializes data-path decisions (guest SWITCH_DATA_PATH, host
+	// SetVF, channel close) with the steering change they imply; it is
+	// never taken by the receive path. Lock order: pathMu, conn.mu, vfMu.
+	pathMu sync.Mutex
+	vfMu   sync.Mutex // guards vf
 	vf     vfConfig
 }
 
@@ -152,8 +182,43 @@ func New(cfg Config) (*Device, error) {
 		}
 		p.SetLink(!cfg.LinkDown)
 		d.port = p
+		if !cfg.MAC.IsZero() && !cfg.MAC.IsMulticast() {
+			st, err := cfg.Switch.Steer(cfg.MAC, p)
+			if err != nil {
+				p.Detach()
+				return nil, err
+			}
+			st.SetSYNToSynthetic(cfg.SYNToSynthetic)
+			d.steer = st
+		}
 	}
 	return d, nil
+}
+
+// Steering returns the switch's steering of the NIC's MAC (nil without a
+// switch), for its counters and state.
+func (d *Device) Steering() *vswitch.Steering { return d.steer }
+
+// SetVFPort names the switch port of the VF that shares the NIC's MAC
+// (for instance a drivers/mlx/mlxdev device attached to the same switch);
+// nil unbinds it. While the guest's data path is the VF and SetVF says a
+// VF is present, unicast for the MAC goes to that port.
+func (d *Device) SetVFPort(p *vswitch.SwitchPort) error {
+	if d.steer == nil {
+		return ErrNoSwitch
+	}
+	d.pathMu.Lock()
+	defer d.pathMu.Unlock()
+	return d.steer.SetVFPort(p)
+}
+
+// setPath applies a data-path decision to the switch; pathMu held, conn.mu
+// not held (switching back waits for frames in flight, whose delivery to
+// the synthetic NIC takes conn.mu).
+func (d *Device) setPath(vf bool) {
+	if d.steer != nil {
+		d.steer.SetPath(vf)
+	}
 }
 
 // SwitchPort returns the NIC's switch port (nil without a switch).
@@ -189,12 +254,19 @@ func (d *Device) Open(ch *host.Channel) (host.Handler, error) {
 // Stats returns a snapshot of the counters.
 func (d *Device) Stats() Stats {
 	s := &d.stats
-	return Stats{
+	st := Stats{
 		TxFrames: s.txFrames.Load(), TxBytes: s.txBytes.Load(),
 		RxFrames: s.rxFrames.Load(), RxBytes: s.rxBytes.Load(), RxPackets: s.rxPackets.Load(),
 		RxDropped: s.rxDropped.Load(), RxFiltered: s.rxFiltered.Load(), TxDropped: s.txDropped.Load(),
 		Control: s.control.Load(), Errors: s.errs.Load(), Opens: s.opens.Load(), Closes: s.closes.Load(),
+		PathRefused: s.pathRefused.Load(),
 	}
+	if d.steer != nil {
+		ps := d.steer.Stats()
+		st.PathSynthetic, st.PathVF, st.PathSYNs = ps.Synthetic, ps.VF, ps.SYNs
+		st.PathFallbacks, st.PathSwitches = ps.Fallbacks, ps.Switches
+	}
+	return st
 }
 
 // State returns a snapshot of what the guest negotiated on the open
@@ -232,16 +304,26 @@ func (d *Device) LinkUp() bool { return d.linkUp.Load() }
 
 // SetVF says whether a VF with vPCI serial number serial is present. The
 // guest gets SEND_VF_ASSOCIATION when it advertised SR-IOV at NVSP ≥ 4
-// and RNDIS is initialized (OpenVMM); when the VF goes away while the
-// guest's data path is the VF, the host first sends SWITCH_DATA_PATH
-// (synthetic).
+// and RNDIS is initialized (OpenVMM). When the VF goes away (or is
+// replaced by one with another serial), the host first moves the switch's
+// data path back to the synthetic NIC, waiting for frames already on their
+// way to the VF, and only then tells the guest: SWITCH_DATA_PATH
+// (synthetic) if its path was the VF, then SEND_VF_ASSOCIATION with
+// allocated 0 and the old serial (spec/openvmm-notes.md §2.3-2.4 C). When
+// SetVF(false, ...) returns, no more unicast is delivered to the VF port,
+// so the VF may be revoked.
 func (d *Device) SetVF(present bool, serial uint32) {
+	d.pathMu.Lock()
+	defer d.pathMu.Unlock()
 	d.vfMu.Lock()
 	old := d.vf
 	d.vf = vfConfig{present: present, serial: serial}
 	d.vfMu.Unlock()
 	if old.present == present && old.serial == serial {
 		return
+	}
+	if old.present {
+		d.setPath(false)
 	}
 	if c := d.cur.Load(); c != nil {
 		c.vfChanged(old, d.vfConfig())

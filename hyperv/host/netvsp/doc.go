@@ -41,6 +41,20 @@
 // picks its channel through the guest's indirection table and travels in
 // the hash value and hash info per-packet info.
 //
+// # SR-IOV data path
+//
+// The NIC and its VF share the MAC on the switch. New puts the MAC under a
+// vswitch.Steering whose synthetic port is the NIC's; SetVFPort binds the
+// VF device model's port. A guest SWITCH_DATA_PATH(VF), honoured only
+// while a VF is present and advertised, moves unicast for the MAC to the
+// VF port before its empty completion is sent; SWITCH_DATA_PATH
+// (synthetic), a channel close and SetVF(false) move it back. Broadcast,
+// multicast and (Config.SYNToSynthetic) TCP SYNs stay on the synthetic
+// NIC (spec/vf-modes.md §1.8). On VF removal the host switches first,
+// waiting for frames already headed to the VF, then sends SWITCH_DATA_PATH
+// (synthetic) and the withdrawn VF association (spec/openvmm-notes.md
+// §2.4 C). Stats.PathSynthetic and Stats.PathVF count what each path got.
+//
 // # Input validation
 //
 // Everything from the guest is untrusted: NVSP and RNDIS messages are

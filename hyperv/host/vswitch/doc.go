@@ -20,6 +20,20 @@
 // entry is ignored at once (lazy expiry) and removed by Age or by the ager
 // goroutine. Static entries (AddStatic) never age.
 //
+// # Steering (SR-IOV)
+//
+// A guest NIC with a VF has two ports sharing one MAC address: the
+// synthetic NIC's and the VF's. Switch.Steer binds the address to the
+// synthetic port; Steering.SetVFPort binds the VF port and
+// Steering.SetPath moves unicast for the address between them, as
+// Hyper-V/Azure moves the MAC filter when the guest switches its data path
+// (netvsp drives it from SWITCH_DATA_PATH). Broadcast and multicast always
+// reach the synthetic port, optionally TCP SYNs too (SetSYNToSynthetic);
+// the VF port never gets flooded frames, neither member gets the other's,
+// and the address is not learned. Switching back (and unbinding or
+// detaching the VF) waits for frames already headed to the VF, so none is
+// delivered to a VF after its removal began (steer.go).
+//
 // # VLANs
 //
 // Frames carry their 802.1Q tag in packet.Meta (HasVLAN, VLAN), not in the

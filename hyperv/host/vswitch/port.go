@@ -66,14 +66,17 @@ type portCounters struct {
 
 // SwitchPort is the switch's handle on an attached port.
 type SwitchPort struct {
-	sw    *Switch
-	id    int
-	name  string
-	port  Port
-	slot  atomic.Int32 // index in the switch's current port list, -1 once detached
-	up    atomic.Bool
-	vlan  atomic.Pointer[vlanConfig]
-	stats portCounters
+	sw   *Switch
+	id   int
+	name string
+	port Port
+	slot atomic.Int32 // index in the switch's current port list, -1 once detached
+	up   atomic.Bool
+	vlan atomic.Pointer[vlanConfig]
+	// member is the port's steering role (steer.go), nil if none; set
+	// with CompareAndSwap so a port joins at most one steering.
+	member atomic.Pointer[membership]
+	stats  portCounters
 }
 
 // ID returns the port's number, unique for the switch's lifetime.

@@ -60,9 +60,12 @@ type Switch struct {
 	largePool *packet.Pool
 	fdb       fdb
 
-	mu     sync.Mutex // guards port-list changes and nextID
+	mu     sync.Mutex // guards port-list and steering-table changes and nextID
 	ports  atomic.Pointer[[]*SwitchPort]
 	nextID int
+	// steer maps fdbKey(mac, 0) to the address's Steering (steer.go);
+	// copy-on-write under mu, read without locks.
+	steer atomic.Pointer[map[uint64]*Steering]
 
 	workMu sync.Mutex
 	free   []*work
@@ -107,6 +110,8 @@ func New(cfg Config) *Switch {
 	}
 	empty := []*SwitchPort{}
 	s.ports.Store(&empty)
+	noSteer := map[uint64]*Steering{}
+	s.steer.Store(&noSteer)
 	if cfg.AgingTime > 0 && !cfg.NoAger {
 		s.agerDone = make(chan struct{})
 		go s.ager(cfg.AgingTime / 2)
@@ -179,6 +184,16 @@ func (s *Switch) detach(sp *SwitchPort) {
 	s.ports.Store(&ports)
 	s.mu.Unlock()
 	s.fdb.flush(sp, true)
+	if m := sp.member.Load(); m != nil {
+		if m.vf {
+			if m.st.vf.CompareAndSwap(sp, nil) {
+				m.st.quiesce()
+			}
+			sp.member.Store(nil)
+		} else {
+			m.st.Close()
+		}
+	}
 }
 
 // Ports returns the attached ports in attach order.
@@ -201,9 +216,18 @@ func (s *Switch) FlushPort(p *SwitchPort) int { return s.fdb.flush(p, false) }
 // Flush forgets every dynamic address.
 func (s *Switch) Flush() int { return s.fdb.flush(nil, false) }
 
-// Lookup returns the port mac on vid would be forwarded to, if known and
-// not aged.
+// Lookup returns the port unicast to mac on vid would be forwarded to, if
+// known and not aged; for a steered address, the member port chosen now
+// (ignoring SYNToSynthetic).
 func (s *Switch) Lookup(mac MAC, vid uint16) (*SwitchPort, bool) {
+	if st := s.steering(mac[:]); st != nil {
+		if vf := st.vf.Load(); st.toVF.Load() && usableVF(vf) && vf.vlan.Load().member(vid) {
+			return vf, true
+		}
+		if st.synth.vlan.Load().member(vid) {
+			return st.synth, true
+		}
+	}
 	p := s.fdb.lookup(fdbKey(mac[:], vid), s.clock.Now().UnixNano(), s.maxAge)
 	return p, p != nil
 }
@@ -240,6 +264,7 @@ type work struct {
 	marked  []bool // slot is in touched
 	touched []int32
 	targets []int32
+	held    []*Steering // steerings this call decided to send to the VF (steer.go)
 }
 
 func (s *Switch) getWork(n int) *work {
@@ -288,6 +313,10 @@ func (s *Switch) input(in *SwitchPort, b *packet.Batch) {
 	w := s.getWork(len(ports))
 	now := s.clock.Now().UnixNano()
 	ivc := in.vlan.Load()
+	var ing *Steering // the steering in belongs to, if any
+	if m := in.member.Load(); m != nil {
+		ing = m.st
+	}
 	for _, p := range b.Packets() {
 		data := p.Bytes()
 		if len(data) < 14 {
@@ -318,15 +347,32 @@ func (s *Switch) input(in *SwitchPort, b *packet.Batch) {
 			p.Free()
 			continue
 		}
-		switch s.fdb.learn(fdbKey(data[6:12], vid), in, now) {
-		case learnNew:
-			s.learned.Add(1)
-		case learnMove:
-			s.moves.Add(1)
-		case learnFull:
-			s.full.Add(1)
+		if ing == nil || fdbKey(data[6:12], 0) != ing.key {
+			switch s.fdb.learn(fdbKey(data[6:12], vid), in, now) {
+			case learnNew:
+				s.learned.Add(1)
+			case learnMove:
+				s.moves.Add(1)
+			case learnFull:
+				s.full.Add(1)
+			}
 		}
 		if data[0]&1 == 0 {
+			if st := s.steering(data[0:6]); st != nil {
+				if st == ing {
+					in.drop(DropHairpin, 1)
+					p.Free()
+					continue
+				}
+				if op := s.steerTarget(w, st, data, vid); op != nil {
+					slot := op.slot.Load()
+					if slot >= 0 && int(slot) < len(ports) && ports[slot] == op {
+						s.switched.Add(1)
+						s.enqueue(w, ports, slot, p, vid, false)
+						continue
+					}
+				}
+			}
 			if op := s.fdb.lookup(fdbKey(data[0:6], vid), now, s.maxAge); op != nil {
 				if op == in {
 					in.drop(DropHairpin, 1)
@@ -341,7 +387,7 @@ func (s *Switch) input(in *SwitchPort, b *packet.Batch) {
 				}
 			}
 		}
-		s.flood(w, ports, in, p, vid)
+		s.flood(w, ports, in, ing, p, vid)
 	}
 	b.Clear()
 	for _, slot := range w.touched {
@@ -349,12 +395,18 @@ func (s *Switch) input(in *SwitchPort, b *packet.Batch) {
 		w.marked[slot] = false
 	}
 	w.touched = w.touched[:0]
+	w.release()
 	s.putWork(w)
 }
 
-func (s *Switch) flood(w *work, ports []*SwitchPort, in *SwitchPort, p *packet.Packet, vid uint16) {
+// flood sends p to every other port of vid that is up, except VF ports
+// of a steering and the members of the ingress port's steering ing.
+func (s *Switch) flood(w *work, ports []*SwitchPort, in *SwitchPort, ing *Steering, p *packet.Packet, vid uint16) {
 	w.targets = w.targets[:0]
 	for i, op := range ports {
+		if m := op.member.Load(); m != nil && (m.vf || m.st == ing) {
+			continue
+		}
 		if op != in && op.up.Load() && op.vlan.Load().member(vid) {
 			w.targets = append(w.targets, int32(i))
 		}
@@ -427,6 +479,13 @@ func (s *Switch) deliver(op *SwitchPort, out *packet.Batch) {
 	}
 	op.stats.txFrames.Add(uint64(n))
 	op.stats.txBytes.Add(uint64(out.Bytes()))
+	if m := op.member.Load(); m != nil {
+		if m.vf {
+			m.st.vfFrames.Add(uint64(n))
+		} else {
+			m.st.synthFrames.Add(uint64(n))
+		}
+	}
 	op.port.Deliver(out)
 	out.Clear()
 }
