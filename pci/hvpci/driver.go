@@ -10,6 +10,7 @@ import (
 	"github.com/hvguest/hvguest/hyperv/tlfs"
 	"github.com/hvguest/hvguest/hyperv/vmbus"
 	"github.com/hvguest/hvguest/kernel"
+	"github.com/hvguest/hvguest/pci"
 	"github.com/hvguest/hvguest/pci/hvpci/vpciwire"
 )
 
@@ -67,6 +68,12 @@ type Config struct {
 	// EjectTimeout bounds how long an eject waits for subscribers before
 	// it sends EJECTION_COMPLETE anyway (default 5 s).
 	EjectTimeout time.Duration
+	// MapBAR gives a function's driver register access to one of its
+	// memory BARs (optional; Function.MapBAR fails without it). gpa and
+	// size are the BAR's guest-physical placement and size. On real
+	// hardware this is a sysfs/VFIO mmap of the BAR; an in-process test
+	// maps it to the host device model's BAR.
+	MapBAR func(f *Function, bar int, gpa, size uint64) (pci.BAR, error)
 }
 
 // Driver is the vPCI bus driver; it implements vmbus.Driver for Class.

@@ -44,6 +44,32 @@ func (f *Function) SlotName() string { return fmt.Sprint(f.desc.Serial) }
 // platform places them).
 func (f *Function) BARs() []pci.BARInfo { return append([]pci.BARInfo(nil), f.bars...) }
 
+// MapBAR returns register access to memory BAR bar (its first register
+// index) through Config.MapBAR. It fails with ErrConfig when there is no
+// hook or no such memory BAR, and with ErrRemoved after removal.
+func (f *Function) MapBAR(bar int) (pci.BAR, error) {
+	if f.Removed() {
+		return nil, ErrRemoved
+	}
+	hook := f.bus.d.cfg.MapBAR
+	if hook == nil {
+		return nil, fmt.Errorf("%w: no MapBAR hook", ErrConfig)
+	}
+	for _, b := range f.bars {
+		if b.Index == bar && !b.IO {
+			m, err := hook(f, bar, b.Base, b.Size)
+			if err != nil {
+				return nil, fmt.Errorf("hvpci: map BAR%d: %w", bar, err)
+			}
+			if m == nil || m.Len() < b.Size {
+				return nil, fmt.Errorf("%w: BAR%d mapping shorter than the BAR", ErrConfig, bar)
+			}
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no memory BAR%d", ErrConfig, bar)
+}
+
 // Gone closes when the function is removed.
 func (f *Function) Gone() <-chan struct{} { return f.gone }
 
