@@ -37,6 +37,8 @@ type Device struct {
 	cfgMu  sync.Mutex
 	dataMu sync.RWMutex
 	syn    *synth
+
+	vfm vfMgr // VF pairing and modes (vfmode.go)
 }
 
 // attachDevice attaches the synthetic NIC and its interface. publish (if
@@ -47,6 +49,7 @@ type Device struct {
 func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string, publish func(*Device)) (*Device, error) {
 	d := &Device{cfg: cfg, offer: o, name: name,
 		log: slog.New(kernel.RateLimit(cfg.Logger.Handler(), 20, time.Second, cfg.Clock)).With("if", name)}
+	d.vfm.init(d)
 	s, err := attachSynth(ctx, d, cfg.MTU)
 	if err != nil {
 		return nil, err
@@ -71,6 +74,7 @@ func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string,
 		return nil, fmt.Errorf("netvsc: %s: %w", name, err)
 	}
 	d.syn = s
+	ifp.SetTxObservedByDriver(d.vfm.captureAfter.Load())
 	d.ifpp.Store(ifp)
 	d.publishLink(s.linkUp)
 	if publish != nil {
@@ -83,6 +87,7 @@ func attachDevice(ctx context.Context, cfg *Config, o *vmbus.Offer, name string,
 		s.detach(ctx)
 		return nil, fmt.Errorf("netvsc: %s: %w", name, err)
 	}
+	d.vfm.start()
 	return d, nil
 }
 
@@ -125,6 +130,7 @@ func (d *Device) Close(ctx context.Context) {
 	if d.iface() != nil && !d.iface().Detached() {
 		_ = d.cfg.Registry.Detach(d.iface())
 	}
+	d.vfm.stopWorker() // gives the VF back while the synthetic path still works
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
 	d.dataMu.Lock()
@@ -136,8 +142,27 @@ func (d *Device) Close(ctx context.Context) {
 	}
 }
 
-// Transmit implements ifnet.Driver.
+// Transmit implements ifnet.Driver. While a transparent VF is enabled the
+// batch goes to the VF with no lock taken (one atomic load); what a
+// departed VF did not take goes synthetic.
 func (d *Device) Transmit(b *packet.Batch) (int, error) {
+	if vf := d.vfm.tx.Load(); vf != nil {
+		sent, err, rest := d.vfm.vfTransmit(vf, b)
+		if !rest {
+			return sent, err
+		}
+		n, err := d.synthTransmit(b)
+		return sent + n, err
+	}
+	return d.synthTransmit(b)
+}
+
+func (d *Device) synthTransmit(b *packet.Batch) (int, error) {
+	if d.vfm.captureAfter.Load() {
+		if ifp := d.iface(); ifp != nil {
+			ifp.ObserveTx(b) // the synthetic path is always shown before sending
+		}
+	}
 	d.dataMu.RLock()
 	defer d.dataMu.RUnlock()
 	if d.syn == nil {
@@ -146,12 +171,26 @@ func (d *Device) Transmit(b *packet.Batch) (int, error) {
 	return d.syn.transmit(b)
 }
 
+// input hands a received synthetic batch up. Non-transparent with an
+// active VF: counted on hn, then relabelled as the VF's (FreeBSD hn_rxpkt
+// with RXVF, §2.3). Otherwise hn's, also while a transparent VF is enabled
+// (broadcast, multicast and TCP SYN still come this way on Azure, §1.8).
 func (d *Device) input(b *packet.Batch) {
-	if d.iface() == nil {
+	ifp := d.iface()
+	if ifp == nil {
 		b.Free()
 		return
 	}
-	d.iface().Input(b)
+	if vf := d.vfm.rxvf.Load(); vf != nil {
+		d.vfm.st.rxToVF.Add(uint64(b.Len()))
+		ifp.AccountInput(b)
+		vf.Input(b)
+		return
+	}
+	if d.vfm.tx.Load() != nil {
+		d.vfm.st.synthRxWhileVF.Add(uint64(b.Len()))
+	}
+	ifp.Input(b)
 }
 
 func (d *Device) countDrop(r ifnet.DropReason) {
@@ -162,8 +201,12 @@ func (d *Device) countDrop(r ifnet.DropReason) {
 
 func (d *Device) hostLog(msg string, args ...any) { d.log.Warn(msg, args...) }
 
+// publishLink publishes the host's link state, unless hn's link follows
+// its transparent VF or is held down for a non-transparent one (then it
+// is only remembered, for when that ends).
 func (d *Device) publishLink(up bool) {
-	if d.iface() == nil {
+	d.vfm.synthLink.Store(up)
+	if d.iface() == nil || d.vfm.linkFromVF.Load() || d.vfm.linkHeldDown.Load() {
 		return
 	}
 	if up {
@@ -229,6 +272,9 @@ func (d *Device) applyFilter(f ifnet.Flags, nmulti int) error {
 		return fmt.Errorf("netvsc: %s: %w", d.name, ifnet.ErrDown)
 	}
 	want := filterFor(f, nmulti)
+	if d.vfm.w.ntActive {
+		want = rndis.PacketTypePromiscuous // the VF's filter is unknown (§2.2)
+	}
 	if want == s.filter {
 		return nil
 	}
@@ -242,7 +288,17 @@ func (d *Device) applyFilter(f ifnet.Flags, nmulti int) error {
 func (d *Device) Ioctl(req ifnet.Request) error {
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
+	if d.vfm.w.vf != nil {
+		defer d.vfm.publishStatus()
+	}
+	if d.vfm.w.ready {
+		if handled, err := d.vfm.xpntIoctl(req); handled {
+			return err
+		}
+	}
 	switch r := req.(type) {
+	case *ifnet.GetRSSKey, *ifnet.GetRSSHash:
+		return nil // answered from the published (VF-aligned) state
 	case *ifnet.SetFlags:
 		f := d.iface().Flags()&^ifnet.UserFlags | r.Flags&ifnet.UserFlags
 		if err := d.applyFilter(f, len(d.iface().Multicast())); err != nil {
@@ -325,6 +381,7 @@ func (d *Device) reattach(mtu int) error {
 	d.syn = ns
 	d.dataMu.Unlock()
 	d.publishLink(ns.linkUp)
+	d.vfm.afterReattach()
 	d.iface().SetRunning(running)
 	if err != nil {
 		return fmt.Errorf("netvsc: %s: MTU %d refused, kept %d: %w", d.name, mtu, old, err)

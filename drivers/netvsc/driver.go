@@ -87,6 +87,18 @@ type Config struct {
 	// SwitchRetries is how often SWITCH_DATA_PATH is retried after a
 	// timeout or a full ring (default 3).
 	SwitchRetries int
+
+	// VFMode is how a paired SR-IOV VF is used (zero value:
+	// VFTransparent, FreeBSD's default; spec/vf-modes.md §2, §3).
+	VFMode VFMode
+	// VFAttachWait is how long after a VF attaches hn waits before
+	// adopting it, on Clock (default DefaultVFAttachWait; values below
+	// MinVFAttachWait are raised to it, as FreeBSD does).
+	VFAttachWait time.Duration
+	// VFCaptureAfter: a capture on hn sees a packet sent through the VF
+	// only after the VF accepted it (FreeBSD vf_xpnt_accbpf); default:
+	// before, so packets the VF then refuses are seen too.
+	VFCaptureAfter bool
 }
 
 func (c *Config) setDefaults() error {
@@ -135,6 +147,13 @@ func (c *Config) setDefaults() error {
 	if c.SwitchRetries <= 0 {
 		c.SwitchRetries = 3
 	}
+	if c.VFMode > VFNonTransparent {
+		return fmt.Errorf("netvsc: unknown VF mode %d", c.VFMode)
+	}
+	if c.VFAttachWait <= 0 {
+		c.VFAttachWait = DefaultVFAttachWait
+	}
+	c.VFAttachWait = max(c.VFAttachWait, MinVFAttachWait)
 	return nil
 }
 

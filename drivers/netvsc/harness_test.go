@@ -107,7 +107,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	// check that on every attach event, as a registry subscriber (hn's own
 	// VF matching among them) would look.
 	if _, err := w.reg.Subscribe(func(ev ifnet.Event) {
-		if ev.Type == ifnet.EventAttach && w.deviceFor(ev.Interface) == nil {
+		if ev.Type == ifnet.EventAttach && ev.Interface.Kind() == ifnet.KindSynthetic && w.deviceFor(ev.Interface) == nil {
 			w.unlisted.Add(1)
 		}
 	}); err != nil {

@@ -26,7 +26,7 @@ const maxChannels = 64
 // host's SEND_INDIRECTION_TABLE) and read by Transmit.
 type rssState struct {
 	subs    []*subQueue
-	params  *rndis.RSSParameters // nil: RSS not set (one channel)
+	params  atomic.Pointer[rndis.RSSParameters] // nil: RSS not set (one channel); replaced by the VF RSS fixup
 	sendTab [nvsp.SendTableSize]atomic.Uint32
 	granted atomic.Uint32 // channels the host granted (bounds send-table entries)
 }
@@ -161,7 +161,7 @@ func (s *synth) attachQueues(ctx context.Context) {
 		s.log.Warn("netvsc: RSS parameters", "err", err)
 		return
 	}
-	s.rss.params = p
+	s.rss.params.Store(p)
 }
 
 // closeQueues closes the subchannels (detach, before the primary).
@@ -214,8 +214,8 @@ func (s *synth) txChannel(p *packet.Packet) *vmbus.Channel {
 		q = int(p.Meta.Queue) % n
 	default:
 		h := p.Meta.Hash
-		if p.Meta.HashType == packet.HashNone && s.rss.params != nil {
-			h, _, _ = rndis.HashFrame(s.rss.params.HashKey, s.rss.params.HashInfo, p.Bytes())
+		if rp := s.rss.params.Load(); p.Meta.HashType == packet.HashNone && rp != nil {
+			h, _, _ = rndis.HashFrame(rp.HashKey, rp.HashInfo, p.Bytes())
 		}
 		q = int(s.rss.sendTab[h%nvsp.SendTableSize].Load())
 	}
@@ -227,19 +227,9 @@ func (s *synth) txChannel(p *packet.Packet) *vmbus.Channel {
 
 // rssConfig is what the interface publishes (ifnet SetRSS).
 func (s *synth) rssConfig() ifnet.RSSConfig {
-	p := s.rss.params
+	p := s.rss.params.Load()
 	if p == nil {
 		return ifnet.RSSConfig{}
 	}
-	var t ifnet.RSSTypes
-	for _, m := range []struct {
-		bit uint32
-		t   ifnet.RSSTypes
-	}{{rndis.HashIPv4, ifnet.RSSIPv4}, {rndis.HashTCPIPv4, ifnet.RSSTCPv4}, {rndis.HashUDPIPv4, ifnet.RSSUDPv4},
-		{rndis.HashIPv6, ifnet.RSSIPv6}, {rndis.HashTCPIPv6, ifnet.RSSTCPv6}, {rndis.HashUDPIPv6, ifnet.RSSUDPv6}} {
-		if p.HashInfo&m.bit != 0 {
-			t |= m.t
-		}
-	}
-	return ifnet.RSSConfig{Func: ifnet.RSSFuncToeplitz, Key: append([]byte(nil), p.HashKey...), Types: t}
+	return ifnet.RSSConfig{Func: ifnet.RSSFuncToeplitz, Key: append([]byte(nil), p.HashKey...), Types: rssTypes(p.HashInfo)}
 }

@@ -222,8 +222,10 @@ func (s *synth) inband(r *rxState, p *ring.Packet) (owed bool) {
 	switch m := m.(type) {
 	case *nvsp.SendVFAssociation:
 		s.vf.associate(m.Allocated, m.Serial)
+		s.dev.vfm.hostChanged()
 	case *nvsp.SwitchDataPath:
 		s.vf.hostSwitched(m.DataPath)
+		s.dev.vfm.hostChanged()
 		if p.CompletionRequested() {
 			r.owe(p.TransID, true)
 			owed = true

@@ -27,6 +27,15 @@ type Stats struct {
 	// RxQueuePackets counts the packets received on each channel (queue
 	// 0 is the primary; RxPackets is their sum).
 	RxQueuePackets []uint64
+
+	// Per-path counters (Linux vf_tx_*/vf_rx_*), kept for the device's
+	// life: Tx*/Rx* above are the synthetic path.
+	VFTxPackets, VFTxBytes uint64 // sent through the transparent VF
+	VFTxBusy               uint64 // batches the VF did not fully take (back-pressure)
+	VFTxFallback           uint64 // packets a departed VF left, sent synthetic instead
+	VFRxPackets, VFRxBytes uint64 // received on the transparent VF, relabelled as hn's
+	RxSynthWhileVF         uint64 // synthetic receive while transmit was on the VF
+	RxRelabelledToVF       uint64 // non-transparent: synthetic receive handed to the VF
 }
 
 // Stats returns a snapshot of the counters.
@@ -34,10 +43,13 @@ func (d *Device) Stats() Stats {
 	d.dataMu.RLock()
 	s := d.syn
 	d.dataMu.RUnlock()
+	v := &d.vfm.st
+	st := Stats{VFTxPackets: v.txPackets.Load(), VFTxBytes: v.txBytes.Load(), VFTxBusy: v.txBusy.Load(),
+		VFTxFallback: v.txFallback.Load(), VFRxPackets: v.rxPackets.Load(), VFRxBytes: v.rxBytes.Load(),
+		RxSynthWhileVF: v.synthRxWhileVF.Load(), RxRelabelledToVF: v.rxToVF.Load()}
 	if s == nil {
-		return Stats{}
+		return st
 	}
-	var st Stats
 	t := &s.tx
 	t.mu.Lock()
 	st.TxPackets, st.TxBytes = t.st.packets, t.st.bytes
