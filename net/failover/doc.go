@@ -16,8 +16,8 @@
 //     standby under the same condition, else nothing (ErrDown), as
 //     net_failover_start_xmit does. The choice is made per batch from the
 //     members' atomics; no lock is taken. If the chosen member refuses the
-//     whole batch as down (a race with its link going away), the other one
-//     is tried.
+//     whole batch as down or detached (a race with its link or itself going
+//     away), the other one is tried.
 //   - Receive: batches from either member are counted per member and handed
 //     to the aggregate's Input, which relabels them as the aggregate's. Both
 //     members are accepted, unlike net_failover, because on Hyper-V

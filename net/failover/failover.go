@@ -298,8 +298,9 @@ func (f *Failover) transmit(b *packet.Batch) (int, error) {
 		return 0, fmt.Errorf("failover %s: no member ready: %w", f.cfg.Name, ifnet.ErrDown)
 	}
 	n, err := f.sendOn(m, b)
-	if n == 0 && errors.Is(err, ifnet.ErrDown) {
-		// The member went down between pick and Transmit: try the other.
+	if n == 0 && (errors.Is(err, ifnet.ErrDown) || errors.Is(err, ifnet.ErrDetached)) {
+		// The member went down or away between pick and Transmit: try
+		// the other.
 		if o := f.slots[1-m.role].Load(); ready(o) {
 			return f.sendOn(o, b)
 		}
