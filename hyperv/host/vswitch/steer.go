@@ -113,7 +113,9 @@ func (st *Steering) VFPort() *SwitchPort { return st.vf.Load() }
 
 // SetVFPort binds p (attached to the same switch) as the VF port, or
 // unbinds the current one if p is nil. Replacing or unbinding a port waits
-// until no frame is still on its way to the old one.
+// until no frame is still on its way to the old one. Give p the synthetic
+// port's VLAN mode: a frame on a VLAN the VF port is not a member of stays
+// on the synthetic port (counted as a fallback). Detaching p unbinds it.
 func (st *Steering) SetVFPort(p *SwitchPort) error {
 	if st.closed.Load() {
 		return fmt.Errorf("steer %s: %w", st.mac, ErrClosed)
