@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkGoroutines fails the test if goroutines started during it are still
+// running a few seconds after it ends.
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// quickArgs is a short migrate run.
+func quickArgs(extra ...string) []string {
+	return append([]string{"-duration", "1s", "-rate", "2000", "-migrations", "2", "-tcp-bytes", "262144", "-seed", "7"}, extra...)
+}
+
+// field walks a decoded JSON object along a dotted path.
+func field(t *testing.T, m map[string]any, path string) any {
+	t.Helper()
+	var v any = m
+	for _, k := range strings.Split(path, ".") {
+		o, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: %T is not an object", path, v)
+		}
+		if v, ok = o[k]; !ok {
+			t.Fatalf("JSON has no %s", path)
+		}
+	}
+	return v
+}
+
+func number(t *testing.T, m map[string]any, path string) float64 {
+	t.Helper()
+	f, ok := field(t, m, path).(float64)
+	if !ok {
+		t.Fatalf("%s is %T, not a number", path, field(t, m, path))
+	}
+	return f
+}
+
+// TestMigrateJSON runs a short migrate in-process and checks the report:
+// nothing lost or duplicated, both TCP checksums matched, every field the
+// issue names present with its type, and the PNG plot written.
+func TestMigrateJSON(t *testing.T) {
+	checkGoroutines(t)
+	png := filepath.Join(t.TempDir(), "m.png")
+	var out bytes.Buffer
+	if err := run(context.Background(), "migrate", quickArgs("-json", "-plot", png), &out); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	sent := number(t, m, "frames_sent")
+	if sent < 3000 { // 2000 frames/s each way for at least 1 s
+		t.Errorf("frames_sent %v", sent)
+	}
+	if got := number(t, m, "frames_received"); got != sent {
+		t.Errorf("frames_received %v of %v", got, sent)
+	}
+	for _, k := range []string{"lost", "duplicated", "corrupt"} {
+		if v := number(t, m, k); v != 0 {
+			t.Errorf("%s = %v", k, v)
+		}
+	}
+	if to, from := number(t, m, "to_guest.sent"), number(t, m, "to_station.sent"); to+from != sent {
+		t.Errorf("directions %v + %v != %v", to, from, sent)
+	}
+	var pathSum float64
+	for _, p := range []string{"synthetic", "vf"} {
+		pathSum += number(t, m, "paths."+p+".tx") + number(t, m, "paths."+p+".rx")
+	}
+	if pathSum != sent {
+		t.Errorf("per-path counts sum to %v, %v frames delivered", pathSum, sent)
+	}
+	if v, ok := field(t, m, "tcp.checksum_match").(bool); !ok || !v {
+		t.Errorf("tcp.checksum_match = %v", field(t, m, "tcp.checksum_match"))
+	}
+	if b := number(t, m, "tcp.bytes"); b != 2*262144 {
+		t.Errorf("tcp.bytes = %v", b)
+	}
+	if n := number(t, m, "migrations_done"); n != 2 {
+		t.Errorf("migrations_done = %v", n)
+	}
+	migs, ok := field(t, m, "migrations").([]any)
+	if !ok || len(migs) != 2 {
+		t.Fatalf("migrations = %v", field(t, m, "migrations"))
+	}
+	for i, x := range migs {
+		mg := x.(map[string]any)
+		if mg["kind"] != "planned" || mg["taken_ms"].(float64) <= mg["withdraw_ms"].(float64) {
+			t.Errorf("migration %d: %v", i, mg)
+		}
+	}
+	sw, ok := field(t, m, "switch_overs").([]any)
+	if !ok {
+		t.Fatalf("switch_overs is %T", field(t, m, "switch_overs"))
+	}
+	for _, x := range sw {
+		s := x.(map[string]any)
+		if k := s["kind"]; k != "to_synthetic" && k != "to_vf" {
+			t.Errorf("switch-over kind %v", k)
+		}
+		if _, ok := s["gap_us"].(float64); !ok {
+			t.Errorf("switch-over without a numeric gap_us: %v", s)
+		}
+	}
+	b, err := os.ReadFile(png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 1000 || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("plot: %d bytes, starts %q", len(b), b[:min(8, len(b))])
+	}
+}
+
+// TestMigrateSummarySVG runs the readable summary with an SVG plot.
+func TestMigrateSummarySVG(t *testing.T) {
+	checkGoroutines(t)
+	svg := filepath.Join(t.TempDir(), "m.svg")
+	var out bytes.Buffer
+	if err := run(context.Background(), "migrate", quickArgs("-plot", svg, "-migrations", "1"), &out); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"lost 0  duplicated 0", "checksum matched", "migration 1 (planned)", "plot: " + svg} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("<?xml")) || !bytes.Contains(b, []byte("<svg")) || !bytes.Contains(b, []byte("time (s)")) {
+		t.Fatalf("plot is not an SVG with a time axis: %.200q", b)
+	}
+}
+
+// TestUp boots host and guest and prints hn0 and the negotiated versions.
+func TestUp(t *testing.T) {
+	checkGoroutines(t)
+	var out bytes.Buffer
+	if err := run(context.Background(), "up", nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hn0: flags=", "<UP,BROADCAST,MULTICAST,RUNNING>", "ether 00:15:5d:00:00:01",
+		"inet 192.0.2.1", "vmbus: protocol 6.0", "NVSP6.1", "NDIS6.30", "vPCI bus", "protocol 1.4", "serial 0x5eed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("up output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestBadFlags: bad options are refused with a clear error, nothing runs.
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-mode", "bonding"}, {"-rate", "-5"}, {"-duration", "1ms"}, {"-frame-size", "10"}, {"-plot", "x.gif", "-migrations", "0", "-duration", "200ms"},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), "migrate", args, &out); err == nil {
+			t.Errorf("migrate %v: no error", args)
+		}
+	}
+	if err := run(context.Background(), "nonsense", nil, &bytes.Buffer{}); err == nil {
+		t.Error("unknown command accepted")
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hvguest/hvguest/tools/hvsim/internal/testbed"
+)
+
+// migrateCmd is `hvsim migrate`: the testbed's run with its report.
+func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	var cfg testbed.Config
+	mode := fs.String("mode", "transparent", "how the guest uses the VF: transparent (hn hides it) or failover (an aggregate over hn0 and the VF)")
+	fs.IntVar(&cfg.Rate, "rate", 5000, "stream frames per second, each direction")
+	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "traffic time (at least; it runs until the last migration is done)")
+	fs.IntVar(&cfg.Migrations, "migrations", 2, "live migrations during the run")
+	fs.BoolVar(&cfg.Surprise, "surprise", false, "surprise-remove the VF instead of a planned eject")
+	fs.DurationVar(&cfg.AttachWait, "attach-wait", 200*time.Millisecond, "the guest's wait after a VF attaches before it takes the data path")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed for payloads and migration timing")
+	fs.IntVar(&cfg.FrameSize, "frame-size", 256, "stream frame size in bytes")
+	fs.Int64Var(&cfg.TCPBytes, "tcp-bytes", 2<<20, "bytes of each TCP transfer (guest to station and back; 0: none)")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of the summary")
+	plotFile := fs.String("plot", "", "draw delivered frames per path over time to FILE (.png or .svg)")
+	verbose := fs.Bool("v", false, "log the protocol")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: migrate takes no arguments (%q)", errUsage, fs.Args())
+	}
+	cfg.Mode = testbed.Mode(*mode)
+	cfg.Logger = logger(*verbose)
+	rep, err := migrate(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *plotFile != "" {
+		if err := rep.Plot(*plotFile); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		summary(out, rep)
+		if *plotFile != "" {
+			fmt.Fprintf(out, "plot: %s\n", *plotFile)
+		}
+	}
+	if rep.Error != "" {
+		return fmt.Errorf("migration: %s", rep.Error)
+	}
+	return nil
+}
+
+// migrate boots a testbed, runs it and tears it down.
+func migrate(ctx context.Context, cfg testbed.Config) (*testbed.Report, error) {
+	tb, err := testbed.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer tb.Close()
+	return tb.Run(ctx)
+}
+
+func summary(w io.Writer, r *testbed.Report) {
+	kind := "planned"
+	if r.Surprise {
+		kind = "surprise"
+	}
+	fmt.Fprintf(w, "hvsim migrate: %s mode, %d of %d %s migrations in %.2f s of traffic (seed %d)\n",
+		r.Mode, r.MigrationsDone, r.MigrationsRequested, kind, r.TrafficMS/1e3, r.Seed)
+	if !r.VFWired {
+		fmt.Fprintln(w, "  note: the VF is a vPCI test function (no NIC driver yet): every migration ejects and re-adds it, the data path stays synthetic")
+	}
+	fmt.Fprintf(w, "  stream: %d frames/s each way, %d bytes each\n", r.RateFPS, r.FrameSize)
+	for _, d := range []struct {
+		name string
+		d    testbed.DirReport
+	}{{"station -> guest", r.ToGuest}, {"guest -> station", r.ToStation}} {
+		fmt.Fprintf(w, "    %-17s sent %7d  received %7d  lost %d  duplicated %d  corrupt %d  (synthetic %d, VF %d)\n",
+			d.name, d.d.Sent, d.d.Received, d.d.Lost, d.d.Duplicated, d.d.Corrupt, d.d.Synthetic, d.d.VF)
+	}
+	fmt.Fprintf(w, "  total: sent %d, received %d, lost %d, duplicated %d\n", r.FramesSent, r.FramesReceived, r.Lost, r.Duplicated)
+	for _, t := range r.TCP.Transfers {
+		ok := "checksum matched"
+		if !t.Match {
+			ok = "CHECKSUM MISMATCH " + t.Error
+		}
+		fmt.Fprintf(w, "  tcp %-10s %d of %d bytes in %.0f ms, sha256 %.16s… %s\n", t.Direction, t.Received, t.Bytes, t.ElapsedMS, t.RecvSHA256, ok)
+	}
+	for _, m := range r.Migrations {
+		fmt.Fprintf(w, "  migration %d (%s): withdraw at %.1f ms, VF gone %.1f ms, re-offered %.1f ms, taken back %.1f ms (%.1f ms without VF)\n",
+			m.Index+1, m.Kind, m.WithdrawMS, m.RemovedMS, m.ReofferMS, m.TakenMS, m.SyntheticMS)
+	}
+	for _, s := range r.SwitchOvers {
+		fmt.Fprintf(w, "  switch-over %-12s at %8.1f ms: gap %6.0f µs (to guest %.0f, to station %.0f), lost %d\n",
+			s.Kind, s.AtMS, s.GapUS, s.GapToGuestUS, s.GapToStationUS, s.Lost)
+	}
+	fmt.Fprintf(w, "  baseline: 99th percentile %.0f µs between delivered frames\n", r.BaselineGapUS)
+	fmt.Fprintf(w, "  host: netvsp tx %d rx %d (rx dropped %d), switch drops %d\n",
+		r.Host.NetvspTxFrames, r.Host.NetvspRxFrames, r.Host.NetvspRxDropped, r.Host.SwitchDrops)
+	if r.Error != "" {
+		fmt.Fprintf(w, "  ERROR: %s\n", r.Error)
+	}
+}

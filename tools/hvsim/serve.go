@@ -1,0 +1,198 @@
+package main
+
+// serve and guest: the simulated host and a guest in two processes over a
+// shared-memory file (the transport the QEMU image uses through ivshmem).
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/hvguest/hvguest/drivers/netvsc"
+	"github.com/hvguest/hvguest/hyperv/host"
+	"github.com/hvguest/hvguest/hyperv/host/echo"
+	"github.com/hvguest/hvguest/hyperv/host/netvsp"
+	"github.com/hvguest/hvguest/hyperv/host/vswitch"
+	"github.com/hvguest/hvguest/hyperv/synic"
+	"github.com/hvguest/hvguest/hyperv/tlfs"
+	"github.com/hvguest/hvguest/hyperv/vmbus"
+	"github.com/hvguest/hvguest/net/ifnet"
+	"github.com/hvguest/hvguest/net/packet"
+	"github.com/hvguest/hvguest/tools/hvsim/internal/testbed"
+)
+
+// The station the served switch carries: it answers ARP and ping.
+var (
+	serveStationMAC = vswitch.MAC{0x02, 0x00, 0x5e, 0x00, 0x00, 0x02}
+	serveStationIP  = netip.MustParseAddr("192.0.2.2")
+	serveGuestIP    = netip.MustParseAddr("192.0.2.1")
+)
+
+func serve(log *slog.Logger, path string, pages int) error {
+	if path == "" {
+		return fmt.Errorf("%w: serve needs -shm FILE", errUsage)
+	}
+	var late synic.LateHandler
+	sh, err := synic.CreateShared(path, pages, &late)
+	if err != nil {
+		return err
+	}
+	defer sh.Close()
+	srv, err := host.NewServer(host.Config{Memory: sh.RAM(), ConnIDs: host.ConnIDCompact, Logger: log.With("side", "host")})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	late.Set(srv)
+	if err := srv.Attach(sh.Host()); err != nil {
+		return err
+	}
+	dev := echo.New(echo.Options{})
+	if err := srv.AddDevice(dev); err != nil {
+		return err
+	}
+	sw := vswitch.New(vswitch.Config{})
+	defer sw.Close()
+	nic, err := netvsp.New(netvsp.Config{MAC: testbed.GuestMAC, Switch: sw, Logger: log.With("side", "host", "dev", "netvsp")})
+	if err != nil {
+		return err
+	}
+	if err := srv.AddDevice(nic); err != nil {
+		return err
+	}
+	st, err := vswitch.NewStation(sw, vswitch.StationConfig{Name: "station", MAC: serveStationMAC, IP: serveStationIP})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("host: serving %s (%d pages of guest RAM): echo device, synthetic NIC %v on a switch with station %v (%v)\n",
+		path, pages, testbed.GuestMAC, serveStationIP, serveStationMAC)
+	fmt.Printf("host: run: hvsim guest -shm %s\n", path)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	defer signal.Stop(sig)
+	select {
+	case <-sh.Done():
+		fmt.Println("host: guest detached")
+	case <-sig:
+	}
+	es := dev.Stats()
+	fmt.Printf("host: echo device saw %d packets, %d bytes, sent %d replies, %d errors\n", es.Packets, es.Bytes, es.Replies, es.Errors)
+	ns, ss := nic.Stats(), st.Stats()
+	fmt.Printf("host: netvsp tx %d rx %d frames; station got %d frames, sent %d ARP replies\n", ns.TxFrames, ns.RxFrames, ss.Frames, ss.ARPReplies)
+	return nil
+}
+
+// guest attaches to `hvsim serve`: echo round trips, then hn0 up, printed,
+// and an ARP exchange with the host's station through it.
+func guest(log *slog.Logger, path string, packets, size int) error {
+	if path == "" {
+		return fmt.Errorf("%w: guest needs -shm FILE", errUsage)
+	}
+	sg, err := synic.OpenShared(path)
+	if err != nil {
+		return err
+	}
+	defer sg.Close()
+	ctx := context.Background()
+	reg := ifnet.NewRegistry()
+	defer reg.Close()
+	drv, err := netvsc.NewDriver(netvsc.Config{Memory: sg.RAM(), Registry: reg, Logger: log.With("side", "guest", "dev", "hn")})
+	if err != nil {
+		return err
+	}
+	found := make(offers, 1)
+	bus, err := vmbus.Connect(ctx, vmbus.Config{Port: sg.Guest(), Memory: sg.RAM(), Logger: log.With("side", "guest")},
+		map[tlfs.GUID]vmbus.Driver{echo.ClassGUID: found, netvsc.Class: drv})
+	if err != nil {
+		return err
+	}
+	defer bus.Close(ctx)
+	fmt.Printf("guest: connected, VMBus protocol %v\n", bus.Version())
+	if packets > 0 {
+		if err := runEcho(found, packets, size); err != nil {
+			return err
+		}
+	}
+	var hn *netvsc.Device
+	for deadline := time.Now().Add(10 * time.Second); hn == nil; time.Sleep(time.Millisecond) {
+		if errs := drv.Errors(); len(errs) > 0 {
+			return errs[0]
+		}
+		if d := drv.Devices(); len(d) > 0 && !d[0].Interface().Detached() {
+			hn = d[0]
+		} else if time.Now().After(deadline) {
+			return errors.New("guest: no synthetic NIC offered (is the host an older hvsim serve?)")
+		}
+	}
+	ifp := hn.Interface()
+	if err := ifp.Ioctl(&ifnet.SetFlags{Flags: ifnet.FlagUp}); err != nil {
+		return err
+	}
+	info := hn.Info()
+	fmt.Printf("guest: %s up: NVSP %v, %v\n", ifp.Name(), info.NVSP, info.NDIS)
+	testbed.WriteIfconfig(os.Stdout, ifp, "")
+	mac, rtt, err := arping(ifp, serveGuestIP, serveStationIP)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("guest: ARP through %s: %v is-at %v (%v)\n", ifp.Name(), serveStationIP, mac, rtt.Round(time.Microsecond))
+	return nil
+}
+
+// arping sends an ARP request for target out of ifp and waits for the
+// answer on ifp's input.
+func arping(ifp *ifnet.Interface, self, target netip.Addr) (net.HardwareAddr, time.Duration, error) {
+	got := make(chan net.HardwareAddr, 1)
+	ifp.SetInput(func(_ *ifnet.Interface, b *packet.Batch) {
+		for _, p := range b.Packets() {
+			f := p.Bytes()
+			if len(f) >= 42 && binary.BigEndian.Uint16(f[12:14]) == 0x0806 && binary.BigEndian.Uint16(f[20:22]) == 2 &&
+				netip.AddrFrom4([4]byte(f[28:32])) == target {
+				select {
+				case got <- net.HardwareAddr(append([]byte(nil), f[22:28]...)):
+				default:
+				}
+			}
+		}
+		b.Free()
+	})
+	defer ifp.SetInput(nil)
+	f := make([]byte, 42)
+	copy(f[0:6], vswitch.Broadcast[:])
+	copy(f[6:12], ifp.MAC())
+	binary.BigEndian.PutUint16(f[12:14], 0x0806)
+	binary.BigEndian.PutUint16(f[14:16], 1)      // Ethernet
+	binary.BigEndian.PutUint16(f[16:18], 0x0800) // IPv4
+	f[18], f[19] = 6, 4
+	binary.BigEndian.PutUint16(f[20:22], 1) // request
+	copy(f[22:28], ifp.MAC())
+	s4, t4 := self.As4(), target.As4()
+	copy(f[28:32], s4[:])
+	copy(f[38:42], t4[:])
+	start := time.Now()
+	for try := 0; try < 5; try++ {
+		p := packet.New(packet.DefaultHeadroom, len(f))
+		if err := p.SetBytes(f); err != nil {
+			return nil, 0, err
+		}
+		b := packet.NewBatch(1)
+		b.Add(p)
+		if _, err := ifp.Transmit(b); err != nil {
+			b.Free()
+			return nil, 0, fmt.Errorf("guest: ARP request: %w", err)
+		}
+		select {
+		case mac := <-got:
+			return mac, time.Since(start), nil
+		case <-time.After(time.Second):
+		}
+	}
+	return nil, 0, fmt.Errorf("guest: no ARP reply from %v", target)
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hvguest/hvguest/tools/hvsim/internal/testbed"
+)
+
+// upCmd is `hvsim up`: boot, print the interfaces and what was negotiated.
+func upCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	mode := fs.String("mode", "transparent", "transparent or failover")
+	attachWait := fs.Duration("attach-wait", 200*time.Millisecond, "the guest's VF attach wait")
+	verbose := fs.Bool("v", false, "log the protocol")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	tb, err := testbed.New(ctx, testbed.Config{Mode: testbed.Mode(*mode), AttachWait: *attachWait, Migrations: 0, Logger: logger(*verbose)})
+	if err != nil {
+		return err
+	}
+	defer tb.Close()
+	fmt.Fprintf(out, "host and guest up in %v\n", time.Since(start).Round(time.Millisecond))
+	tb.Ifconfig(out)
+	return nil
+}
