@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 60s
 
-.PHONY: all test race fuzz bench lint demo deps-check
+.PHONY: all test race fuzz bench lint demo migrate deps-check
 
 all: lint test
 
@@ -36,3 +36,8 @@ lint:
 # The main job for a newcomer: the simulated host and a guest over VMBus.
 demo:
 	$(GO) run ./tools/hvsim demo
+
+# The main job: live migrations under traffic, with a readable summary
+# (ARGS="-json", ARGS="-plot migrate.png -migrations 20", ARGS="-surprise").
+migrate:
+	$(GO) run ./tools/hvsim migrate $(ARGS)
