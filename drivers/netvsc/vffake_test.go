@@ -38,6 +38,7 @@ type fakeVF struct {
 	ready     bool
 	refuseMTU int  // refuse SetMTU above this (0: accept all)
 	busy      bool // Transmit takes nothing (ring full)
+	discard   bool // Transmit frees without recording (benchmarks)
 	assist    ifnet.HWAssist
 	rssTypes  ifnet.RSSTypes
 	sent      [][]byte
@@ -98,6 +99,9 @@ func (f *fakeVF) Transmit(b *packet.Batch) (int, error) {
 	}
 	n := b.Len()
 	for _, p := range b.Packets() {
+		if f.discard {
+			break
+		}
 		f.sent = append(f.sent, bytes.Clone(p.Bytes()))
 	}
 	b.Free()
@@ -205,7 +209,7 @@ type vfWorldOpts struct {
 	captureAf bool
 }
 
-func newVFWorld(t *testing.T, o vfWorldOpts) *vfWorld {
+func newVFWorld(t testing.TB, o vfWorldOpts) *vfWorld {
 	t.Helper()
 	checkNoLeaks(t)
 	vw := &vfWorld{clk: kernel.NewFakeClock(time.Unix(1_700_000_000, 0)), log: &logBuf{}}
@@ -307,7 +311,7 @@ var stationHW = net.HardwareAddr(stationMAC[:])
 
 // checkNoLeaks fails the test if goroutines outlive it (after the world
 // closed).
-func checkNoLeaks(t *testing.T) {
+func checkNoLeaks(t testing.TB) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(5 * time.Second)
