@@ -1,0 +1,235 @@
+package mlxdev
+
+import (
+	"github.com/hvguest/hvguest/drivers/mlx/mlxhw"
+)
+
+// The send queue engine (spec §7.9 SQ, §7.10 TX offloads). mu held.
+
+// sqDoorbellLocked handles an SQ doorbell on UAR uar (§7.8).
+func (d *Device) sqDoorbellLocked(uar uint32, db mlxhw.SQDoorbell) {
+	s := d.objs.sqs[db.SQN]
+	if s == nil {
+		d.violate(VioDoorbell, "SQ doorbell for SQ %#x, which does not exist", db.SQN)
+		return
+	}
+	if s.uarN != uar {
+		d.violate(VioUAR, "SQ %#x doorbell on UAR %d, its queue is on UAR %d", db.SQN, uar, s.uarN)
+		return
+	}
+	switch s.state {
+	case mlxhw.QueueRST:
+		d.violate(VioDoorbell, "SQ %#x doorbell in state RST", db.SQN)
+		return
+	case mlxhw.QueueERR:
+		return
+	}
+	pc, good := d.load32(s.dbr + mlxhw.DBRSendOff)
+	if !good {
+		return
+	}
+	p := uint16(pc)
+	posted := p - uint16(s.cons)
+	if uint32(posted) > s.r.size() {
+		d.violate(VioDoorbell, "SQ %#x DBR producer %d is %d WQEBBs ahead of consumer %d (ring %d)", s.n, p, posted, uint16(s.cons), s.r.size())
+		return
+	}
+	if p-db.WQEIndex-1 >= posted {
+		d.violate(VioDoorbell, "SQ %#x doorbell for WQE %d not published in the DBR (producer %d, consumer %d)", s.n, db.WQEIndex, p, uint16(s.cons))
+	}
+	for uint16(s.cons) != p && s.state == mlxhw.QueueRDY {
+		d.sendWQELocked(s)
+	}
+}
+
+// wqeHeader reads the control segment of the WQE at the SQ's consumer and
+// returns its DS count (0 when it cannot be read).
+func (d *Device) wqeDSLocked(s *sq, cons uint16) int {
+	b := d.scratch.wqe[:mlxhw.DSSize]
+	if !d.ringRead(&s.r, uint64(uint32(cons)&(s.r.size()-1))*mlxhw.WQEBBSize, b) {
+		return 0
+	}
+	return int(b[7] & 0x3f)
+}
+
+// sendWQELocked processes the WQE at s.cons (§7.9 SQ steps 1–5).
+func (d *Device) sendWQELocked(s *sq) {
+	cons := uint16(s.cons)
+	ds := d.wqeDSLocked(s, cons)
+	off := uint64(uint32(cons)&(s.r.size()-1)) * mlxhw.WQEBBSize
+	w := &d.scratch.sw
+	*w = mlxhw.SendWQE{}
+	if ds == 0 || off+uint64(ds)*mlxhw.DSSize > uint64(s.r.size())*mlxhw.WQEBBSize {
+		d.sqErrorLocked(s, 0, max(ds, 1), mlxhw.SyndLocalQPOp)
+		return
+	}
+	buf := d.scratch.wqe[:ds*mlxhw.DSSize]
+	if !d.ringRead(&s.r, off, buf) {
+		d.sqErrorLocked(s, 0, ds, mlxhw.SyndLocalProt)
+		return
+	}
+	nseg, err := mlxhw.ParseSendWQE(buf, w, d.scratch.segs[:])
+	switch {
+	case err != nil, w.WQEIndex != cons, w.SQN != s.n,
+		w.Opcode != mlxhw.WQEOpNOP && w.Opcode != mlxhw.WQEOpSend && w.Opcode != mlxhw.WQEOpLSO:
+		d.sqErrorLocked(s, w.Opcode, ds, mlxhw.SyndLocalQPOp)
+		return
+	}
+	if s.errAt > 0 {
+		if s.errAt--; s.errAt == 0 {
+			d.sqErrorLocked(s, w.Opcode, ds, mlxhw.SyndLocalQPOp)
+			return
+		}
+	}
+	var sent int
+	if w.Opcode != mlxhw.WQEOpNOP {
+		var synd uint8
+		sent, synd = d.transmitWQELocked(w, d.scratch.segs[:nseg])
+		if synd != 0 {
+			d.sqErrorLocked(s, w.Opcode, ds, synd)
+			return
+		}
+	}
+	if ce := w.FmCeSe & mlxhw.CEMask; ce == mlxhw.CECQEAlways || ce == mlxhw.CECQEAndEQE {
+		cqe := mlxhw.CQE{Opcode: mlxhw.CQEReq, WQECounter: cons, SopDropQPN: s.n, ByteCnt: uint32(sent),
+			SE: w.FmCeSe&mlxhw.SESolicited != 0, Timestamp: uint64(d.now().Sub(d.epoch))}
+		d.cqPostLocked(s.cq, &cqe)
+	}
+	s.cons += uint32(mlxhw.WQEBBs(ds))
+	d.stats.TxWQEs++
+}
+
+// sqErrorLocked completes the WQE at s.cons (ds segments) with an error CQE,
+// moves the SQ to ERR and flushes the rest (§7.9 step 1).
+func (d *Device) sqErrorLocked(s *sq, opcode uint8, ds int, synd uint8) {
+	cqe := mlxhw.CQE{Opcode: mlxhw.CQEReqErr, Syndrome: synd, WQECounter: uint16(s.cons),
+		SopDropQPN: uint32(opcode)<<24 | s.n}
+	d.cqPostLocked(s.cq, &cqe)
+	d.stats.TxDrops[DropTxError]++
+	s.cons += uint32(mlxhw.WQEBBs(max(ds, 1)))
+	d.flushSQLocked(s)
+	s.state = mlxhw.QueueERR
+}
+
+// flushSQLocked completes every WQE posted in the DBR beyond the consumer
+// with WR_FLUSH (if flush_in_error_en) and consumes them.
+func (d *Device) flushSQLocked(s *sq) {
+	pc, good := d.load32(s.dbr + mlxhw.DBRSendOff)
+	if !good {
+		return
+	}
+	p := uint16(pc)
+	if uint32(p-uint16(s.cons)) > s.r.size() {
+		return
+	}
+	for uint16(s.cons) != p {
+		cons := uint16(s.cons)
+		ds := d.wqeDSLocked(s, cons)
+		if s.flushErr {
+			cqe := mlxhw.CQE{Opcode: mlxhw.CQEReqErr, Syndrome: mlxhw.SyndWRFlush, WQECounter: cons, SopDropQPN: s.n}
+			d.cqPostLocked(s.cq, &cqe)
+		}
+		step := uint16(mlxhw.WQEBBs(max(ds, 1)))
+		if p-cons < step {
+			step = p - cons
+		}
+		s.cons += uint32(step)
+	}
+}
+
+// setRQStateLocked moves an RQ; leaving RDY flushes its posted WQEs.
+func (d *Device) setRQStateLocked(r *rq, next uint8) {
+	if r.state == mlxhw.QueueRDY && next != mlxhw.QueueRDY && r.flushErr {
+		pc, good := d.load32(r.dbr + mlxhw.DBRRecvOff)
+		for n := uint16(pc) - uint16(r.cons); good && n > 0 && uint32(n) <= r.r.size(); n-- {
+			cqe := mlxhw.CQE{Opcode: mlxhw.CQERespErr, Syndrome: mlxhw.SyndWRFlush, WQECounter: uint16(r.cons), SopDropQPN: r.n}
+			d.cqPostLocked(r.cq, &cqe)
+			r.cons++
+		}
+	}
+	r.state = next
+	if next == mlxhw.QueueRST {
+		r.cons, r.head = 0, 0
+	}
+}
+
+// transmitWQELocked gathers a SEND or LSO WQE's frame, applies the
+// offloads and emits the result. It returns the bytes sent, or an error
+// CQE syndrome.
+func (d *Device) transmitWQELocked(w *mlxhw.SendWQE, segs []mlxhw.DataSeg) (int, uint8) {
+	if d.cfg.RequireL2Inline && len(w.Inline) < ethHeaderLen {
+		return 0, mlxhw.SyndLocalQPOp
+	}
+	buf := d.scratch.frame[:]
+	n := copy(buf, w.Inline)
+	for i := range segs {
+		sg := &segs[i]
+		if sg.Inline != nil {
+			if n+len(sg.Inline) > len(buf) {
+				return 0, mlxhw.SyndLocalLength
+			}
+			n += copy(buf[n:], sg.Inline)
+			continue
+		}
+		bc := int(sg.ByteCount)
+		if bc == 0 || n+bc > len(buf) {
+			return 0, mlxhw.SyndLocalLength
+		}
+		if !d.lkeyOK(sg.LKey) || !d.dmaRead(sg.Addr, buf[n:n+bc]) {
+			return 0, mlxhw.SyndLocalProt
+		}
+		n += bc
+	}
+	if w.VLAN {
+		if n < ethHeaderLen || n+4 > len(buf) {
+			return 0, mlxhw.SyndLocalLength
+		}
+		copy(buf[16:n+4], buf[12:n])
+		buf[12], buf[13] = 0x81, 0x00
+		buf[14], buf[15] = byte(w.VLANTCI>>8), byte(w.VLANTCI)
+		n += 4
+	}
+	frame := buf[:n]
+	if w.Opcode == mlxhw.WQEOpLSO {
+		if !d.lsoLocked(frame, len(w.Inline), w.MSS) {
+			return 0, mlxhw.SyndLocalQPOp
+		}
+		return n, 0
+	}
+	if w.CSFlags&(mlxhw.CSL3|mlxhw.CSL4) != 0 && !fillChecksums(frame, w.CSFlags) {
+		d.stats.TxCsumUnsupported++
+	}
+	d.sendFrameLocked(frame)
+	return n, 0
+}
+
+// sendFrameLocked copies one finished frame into a packet for the wire.
+func (d *Device) sendFrameLocked(frame []byte) {
+	if len(frame) > d.cfg.TxFrameSize {
+		d.stats.TxDrops[DropTxOversize]++
+		return
+	}
+	switch {
+	case frame[0] == 0xff && frame[1] == 0xff && frame[2] == 0xff && frame[3] == 0xff && frame[4] == 0xff && frame[5] == 0xff:
+		d.stats.TxBroadcast.add(len(frame))
+	case frame[0]&1 != 0:
+		d.stats.TxMulticast.add(len(frame))
+	default:
+		d.stats.TxUnicast.add(len(frame))
+	}
+	if !d.linkUpLocked() {
+		d.stats.TxDrops[DropLinkDown]++
+		return
+	}
+	p := d.txPool.Get()
+	if p == nil || p.AppendBytes(frame) != nil {
+		if p != nil {
+			p.Free()
+		}
+		d.stats.TxDrops[DropTxOversize]++
+		return
+	}
+	d.stats.TxPackets++
+	d.stats.TxBytes += uint64(len(frame))
+	d.emit(p)
+}
