@@ -57,6 +57,31 @@
 // completions wait in a queue drained by a small goroutine, so the receive
 // goroutine never blocks on the host.
 //
+// # SR-IOV VF (spec/vf-modes.md)
+//
+// Each Device watches the registry (vfwatch.go: a subscription that only
+// records and wakes, and one worker goroutine per hn stopped by Close).
+// A VF is this hn's when it is a plain Ethernet interface with hn's MAC
+// and, when its vPCI serial and the host's association are both known,
+// the same serial; one per hn. Config.VFMode picks the mode:
+//
+//   - VFTransparent (default, vfxpnt.go, vfioctl.go): claim the VF,
+//     override its input (relabelled as hn's), wait Config.VFAttachWait
+//     on Config.Clock (2 s minimum), the VF's GetReady and the host's
+//     "allocated"; then intersect capabilities and TSO limits, give the
+//     VF hn's MTU (1500 fallback), follow its link and media, and when hn
+//     is up bring the VF up, switch the host's data path (awaiting the
+//     completion), align RSS (vfrss.go), and only then point transmit at
+//     the VF (an atomic pointer: no lock on the data path). hn's ioctls
+//     pass through. hn down, a host withdrawal or the VF's departure move
+//     transmit to synthetic first; departure restores everything on hn.
+//   - VFNonTransparent (vfnt.go): the VF stays the user's; while it is up
+//     the data path is the VF, hn's filter promiscuous, synthetic receive
+//     relabelled as the VF's and hn's link held down.
+//
+// VFStatus and the VF counters in Stats report it; SetVFAttachWait and
+// SetVFCaptureAfter are the run-time tunables.
+//
 // Facts: spec/nvsp-rndis.md; spec/vf-modes.md §1.4–1.6 and A.4 (VF
 // association and SWITCH_DATA_PATH); Linux drivers/net/hyperv (netvsc.c,
 // netvsc_drv.c, rndis_filter.c); FreeBSD sys/dev/hyperv/netvsc (if_hn.c,

@@ -117,6 +117,25 @@ func TestVFIoctlPassThrough(t *testing.T) {
 	if err := vf.ifp.Ioctl(&ifnet.SetMTU{MTU: 1500}); !isErr(err, ifnet.ErrClaimed) {
 		t.Errorf("direct VF ioctl: %v", err)
 	}
+	// Only the VF learnt MTU 4000; when it leaves, the synthetic path is
+	// rebuilt with hn's MTU, so the fallback carries what hn promises.
+	if w.dev.Info().MTU != 1500 {
+		t.Fatalf("synthetic MTU %d while the VF is active (only the VF changes)", w.dev.Info().MTU)
+	}
+	if err := w.reg.Detach(vf.ifp); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFNone)
+	if hn.MTU() != 4000 || w.dev.Info().MTU != 4000 || w.nic.State().MTU != 4000+14 {
+		t.Fatalf("after detach: hn MTU %d, synthetic %d, host %d", hn.MTU(), w.dev.Info().MTU, w.nic.State().MTU)
+	}
+	if hn.Flags()&(ifnet.FlagUp|ifnet.FlagRunning) != ifnet.FlagUp|ifnet.FlagRunning {
+		t.Fatalf("hn flags %v after the synthetic rebuild", hn.Flags())
+	}
+	w.send([][]byte{frame(stationHW, 0x99, 3000)}, nil)
+	if f := w.stationFrames(1); len(f[0].Data) != 3000 {
+		t.Fatalf("station got %d bytes", len(f[0].Data))
+	}
 }
 
 // RSS: hn takes the VF's Toeplitz key and the hash types both support,

@@ -277,10 +277,14 @@ func (m *vfMgr) release(reason string) {
 			m.d.log.Warn("netvsc: restore VF input", "vf", vf.Name(), "err", err)
 		}
 	}
+	wasReady := w.ready
 	if w.ready {
 		m.restoreHN()
 	}
 	m.rssRestore()
+	if wasReady && reason != "hn detached" {
+		m.resyncMTU()
+	}
 	if w.claim != nil {
 		if !vf.Detached() && reason == "hn detached" {
 			// hn going away takes the VF down (FreeBSD hn_stop) before

@@ -192,6 +192,26 @@ func (m *vfMgr) restoreHN() {
 	w.ready = false
 }
 
+// resyncMTU rebuilds the synthetic attachment when hn's MTU changed while
+// the VF carried the traffic (only the VF was told, V2026 §3.7 item 1),
+// so the synthetic path the traffic now falls back to carries hn's MTU.
+// On failure hn keeps the MTU the synthetic path has.
+func (m *vfMgr) resyncMTU() {
+	d := m.d
+	hn := d.iface()
+	s := d.syn
+	if s == nil || s.mtu == hn.MTU() {
+		return
+	}
+	want := hn.MTU()
+	if err := d.reattach(want); err != nil {
+		m.d.log.Warn("netvsc: synthetic MTU after VF departure", "mtu", want, "err", err)
+		if ns := d.syn; ns != nil {
+			_ = hn.ForceMTU(ns.mtu)
+		}
+	}
+}
+
 // syncLink copies the VF's link state and media to hn while hn's link
 // follows the VF (§3.8).
 func (m *vfMgr) syncLink() {
