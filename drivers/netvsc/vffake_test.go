@@ -39,6 +39,7 @@ type fakeVF struct {
 	refuseMTU int  // refuse SetMTU above this (0: accept all)
 	busy      bool // Transmit takes nothing (ring full)
 	discard   bool // Transmit frees without recording (benchmarks)
+	failUp    int  // refuse this many SetFlags that bring the VF up
 	assist    ifnet.HWAssist
 	rssTypes  ifnet.RSSTypes
 	sent      [][]byte
@@ -122,6 +123,10 @@ func (f *fakeVF) Ioctl(req ifnet.Request) error {
 	case *ifnet.GetReady:
 		r.Ready = f.ready
 	case *ifnet.SetFlags:
+		if r.Flags&ifnet.FlagUp != 0 && f.failUp > 0 {
+			f.failUp--
+			return fmt.Errorf("fakevf: firmware not ready: %w", ifnet.ErrBusy)
+		}
 		f.ifp.SetRunning(r.Flags&ifnet.FlagUp != 0)
 	case *ifnet.SetMTU:
 		if f.refuseMTU > 0 && r.MTU > f.refuseMTU {
