@@ -36,9 +36,11 @@ func (d *Device) rxDrop(r DropReason) { d.stats.RxDrops[r]++ }
 // receiveLocked handles one frame; metaTag says the switch carries its
 // 802.1Q tag (tci) beside the bytes rather than in them.
 func (d *Device) receiveLocked(f []byte, metaTag bool, tci uint16) {
-	wire := len(f)
-	if metaTag {
-		wire += vlanTagSz
+	// The hardware MTU is the software MTU + 22 (Ethernet header, one VLAN
+	// tag and the FCS, §4.3): compare the L3 length with MTU - 22.
+	l3 := len(f) - ethHeaderLen
+	if !metaTag && len(f) >= ethHeaderLen+vlanTagSz && be.Uint16(f[12:]) == etherVLAN {
+		l3 -= vlanTagSz
 	}
 	switch {
 	case d.removed:
@@ -56,7 +58,7 @@ func (d *Device) receiveLocked(f []byte, metaTag bool, tci uint16) {
 	case !d.vport.accept(f):
 		d.rxDrop(DropFilter)
 		return
-	case wire+4 > int(d.vport.mtu): // the hardware MTU allows for the FCS
+	case l3+mlxhw.MTUOverhead > int(d.vport.mtu):
 		d.rxDrop(DropMTU)
 		return
 	}
