@@ -30,7 +30,7 @@ const (
 // idRange is a kind's numbers: base .. base+n-1.
 var idRange = [numKinds]struct{ base, n uint32 }{
 	kUAR:  {mlxhw.FirstUAR, mlxhw.LastUAR - mlxhw.FirstUAR + 1},
-	kPD:   {0x10, 1 << 8}, // log_max_pd 8 (numbers above 0x1f are only reached with > 16 PDs)
+	kPD:   {0x10, 0x10}, // 16 PDs (below log_max_pd 8) so that PD numbers never meet TD numbers
 	kTD:   {0x20, 1 << 4},
 	kMkey: {0x100, 1 << 4},
 	kEQ:   {0x01, 1 << 3},
