@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hvguest/hvguest/drivers/netvsc"
 	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
@@ -235,5 +236,27 @@ func TestVFSwitchOnUnderLoadLosesNothing(t *testing.T) {
 	t.Logf("synthetic %d, VF %d", got, onVF)
 	if onVF+got != total || onVF == 0 || got == 0 {
 		t.Fatalf("handed %d: VF took %d, station got %d", sent.Load(), onVF, got)
+	}
+}
+
+// The host rescinds hn0 while the VF is active: hn detaches promptly
+// (no data-path switch is attempted on a rescinded channel) and hands the
+// VF back.
+func TestVFHnRescindedReleasesVF(t *testing.T) {
+	w := newVFWorld(t, vfWorldOpts{})
+	w.up()
+	vf := newFakeVF(t, fakeVFOpts{})
+	w.attach(vf, netvsc.VFActive)
+	start := time.Now()
+	if _, err := w.srv.Rescind(w.nic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "hn0 to detach", w.ifp.Detached)
+	waitFor(t, "VF handed back", func() bool { c, _ := vf.ifp.ClaimedBy(); return c == "" && vf.ifp.Overridden() == 0 })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("release took %v", d)
+	}
+	if st := w.dev.VFStatus(); st.VF != "" || st.TxTarget != "synthetic" {
+		t.Fatalf("status %+v", st)
 	}
 }

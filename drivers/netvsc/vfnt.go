@@ -68,6 +68,10 @@ func (m *vfMgr) ntActivate() error {
 // ntDeactivate is the reverse: filter back to hn's own, data path
 // synthetic, routing cleared, RSS restored, hn's link resumed.
 func (m *vfMgr) ntDeactivate() {
+	if m.d.offer.Rescinded() {
+		m.ntUndo()
+		return
+	}
 	if err := m.d.SwitchDataPath(context.Background(), false); err != nil && m.d.synth() != nil {
 		m.fail("switch data path to synthetic", m.w.vf, err)
 	}

@@ -266,7 +266,7 @@ func (m *vfMgr) release(reason string) {
 	switch {
 	case w.ntActive:
 		m.ntDeactivate()
-	case w.enabled:
+	case w.enabled && !m.d.offer.Rescinded(): // a rescinded channel takes no switch
 		if err := m.d.SwitchDataPath(context.Background(), false); err != nil && m.d.synth() != nil {
 			m.fail("switch data path to synthetic", vf, err)
 		}
