@@ -418,7 +418,8 @@ func (v *VF) createEQ(ctx context.Context, entries, vector int, mask uint64) (*e
 	list = append(list, q)
 	v.eqList.Store(&list)
 	v.push("DESTROY_EQ", func(ctx context.Context) error {
-		err := v.cmd.exec(ctx, &mlxhw.ObjectIn{Op: mlxhw.OpDestroyEQ, ID: uint32(q.n)}, nil)
+		// Retire it from the worker first: no doorbell after the destroy.
+		v.workMu.Lock()
 		cur := *v.eqList.Load()
 		rest := make([]*eq, 0, len(cur))
 		for _, e := range cur {
@@ -427,7 +428,8 @@ func (v *VF) createEQ(ctx context.Context, entries, vector int, mask uint64) (*e
 			}
 		}
 		v.eqList.Store(&rest)
-		return err
+		v.workMu.Unlock()
+		return v.cmd.exec(ctx, &mlxhw.ObjectIn{Op: mlxhw.OpDestroyEQ, ID: uint32(q.n)}, nil)
 	})
 	q.arm(v.bar, v.uarOff)
 	return q, nil
@@ -533,11 +535,13 @@ func (v *VF) releaseMemory() {
 	for _, s := range v.sqs {
 		s.mu.Lock()
 		s.ready = false
+		s.consume(s.size()) // completions the device wrote: those frames were sent
 		s.abandon(ifnet.DropDetached)
 		s.mu.Unlock()
 	}
 	for _, r := range v.rqs {
 		r.batch.Free()
+		r.dropPending()
 	}
 	v.pages.freeAll()
 	v.dma.freeAll()

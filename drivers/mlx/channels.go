@@ -63,6 +63,7 @@ func (v *VF) createChannels(ctx context.Context) error {
 	if err := v.createTIR(ctx); err != nil {
 		return err
 	}
+	v.cqsSet.Store(true)
 	v.qsReady.Store(true)
 	v.push("queues not ready", func(context.Context) error { v.qsReady.Store(false); return nil })
 	for _, s := range v.sqs {
@@ -97,6 +98,12 @@ func (v *VF) createCQ(ctx context.Context, logSize, eqn uint8, dbr func() ([]byt
 		return nil, err
 	}
 	v.destroy(mlxhw.OpDestroyCQ, out.ID)
+	v.push("retire CQ", func(context.Context) error {
+		v.workMu.Lock()
+		q.dead = true
+		v.workMu.Unlock()
+		return nil
+	})
 	q.n = out.ID
 	return q, nil
 }

@@ -46,10 +46,14 @@ func (p *dmaPool) freeAll() (n int) {
 	return n
 }
 
-func (p *dmaPool) live() int {
+// live returns how many regions and pages the pool holds.
+func (p *dmaPool) live() (regions, pages int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.regions)
+	for _, r := range p.regions {
+		pages += r.Pages()
+	}
+	return len(p.regions), pages
 }
 
 // regionDMA implements mlxhw.DMA over one region the driver owns: the

@@ -89,6 +89,7 @@ type cq struct {
 	dbr     []byte // 8 bytes: set_ci, arm
 	cc      uint32
 	armSN   uint8
+	dead    bool // destroyed or being destroyed: no more doorbells (VF.workMu)
 }
 
 // next decodes the CQE at the consumer counter into c if the device has
@@ -117,6 +118,9 @@ func (q *cq) update() { storeBE32(q.dbr, mlxhw.DBRCQSetCI, q.cc&0xffffff) }
 // arm requests one completion event for the next CQE (spec §3.4): the arm
 // word into the DBR, then the 64-bit UAR write.
 func (q *cq) arm(bar pci.BAR, uarOff uint64) {
+	if q.dead {
+		return
+	}
 	a := mlxhw.CQArm{SN: q.armSN & 3, Cmd: mlxhw.CQArmNext, CI: q.cc & 0xffffff, CQN: q.n}
 	q.update()
 	storeBE32(q.dbr, mlxhw.DBRCQArm, a.Dword0())

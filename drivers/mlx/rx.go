@@ -132,6 +132,23 @@ func (r *rq) complete(bar pci.BAR, budget int) int {
 	return n
 }
 
+// dropPending counts the frames the device completed but the driver will
+// never deliver (teardown or removal), so none is lost uncounted.
+func (r *rq) dropPending() {
+	var c mlxhw.CQE
+	ifp := r.v.ifp.Load()
+	for range r.size() {
+		ok, err := r.cq.next(&c)
+		if !ok {
+			return
+		}
+		r.cq.cc++
+		if err == nil && c.Opcode == mlxhw.CQERespSend {
+			r.v.countRxDrop(ifp, ifnet.DropDetached)
+		}
+	}
+}
+
 // recycle gives the buffer at cc back to the device.
 func (r *rq) recycle() {
 	r.cc++

@@ -255,10 +255,22 @@ func (s *sq) ringDoorbell() {
 // complete consumes the send CQ (worker goroutine) and re-arms it. It
 // returns how many CQEs it consumed.
 func (s *sq) complete(bar pci.BAR, budget int) int {
-	v := s.v
-	var c mlxhw.CQE
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := s.consume(budget)
+	s.cq.armSN++
+	s.cq.arm(bar, s.uarOff)
+	if s.err && s.pc == s.cc {
+		s.v.kick(workRecoverSQ)
+	}
+	return n
+}
+
+// consume handles up to budget CQEs without touching the device. Called
+// with mu held.
+func (s *sq) consume(budget int) int {
+	v := s.v
+	var c mlxhw.CQE
 	n := 0
 	for n < budget {
 		ok, err := s.cq.next(&c)
@@ -289,11 +301,7 @@ func (s *sq) complete(bar pci.BAR, budget int) int {
 			v.deviceError("tx cqe", fmt.Errorf("%w: CQE opcode %d on a send CQ", ErrDevice, c.Opcode))
 		}
 	}
-	s.cq.armSN++
-	s.cq.arm(bar, s.uarOff)
-	if s.err && s.pc == s.cc {
-		v.kick(workRecoverSQ)
-	}
+	s.cq.update()
 	return n
 }
 

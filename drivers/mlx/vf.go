@@ -89,12 +89,13 @@ type Stats struct {
 	FirmwarePages      int // pages the device holds now
 	SQRecoveries       uint64
 	LinkEvents         uint64
+	DetachedDrops      uint64 // TxDrops and RxDrops counted as ifnet.DropDetached (removal, teardown)
 }
 
 type vfStats struct {
 	txPackets, txBytes, txDrops, rxPackets, rxBytes, rxDrops atomic.Uint64
 	txErrCQEs, rxErrCQEs, devErrors, interrupts, events      atomic.Uint64
-	sqRecoveries, linkEvents                                 atomic.Uint64
+	sqRecoveries, linkEvents, detachedDrops                  atomic.Uint64
 }
 
 // Work the control goroutine does for the worker (bits of VF.work).
@@ -131,7 +132,8 @@ type VF struct {
 	sqs      []*sq
 	rqs      []*rq
 	cqByN    map[uint32]func(budget int) int
-	qsReady  atomic.Bool // queues complete: the worker may touch them
+	qsReady  atomic.Bool // queues ready for Transmit
+	cqsSet   atomic.Bool // cqByN complete (set once): the worker may dispatch completions
 	maxFrame int
 	rxPool   *packet.Pool
 	pages    fwPages
@@ -142,6 +144,7 @@ type VF struct {
 	speed   atomic.Uint64
 	pending atomic.Int32 // page request balance (signed)
 
+	workMu   sync.Mutex // held by the worker for each pass; teardown takes it to retire a queue
 	irq      *kernel.Event
 	ctl      *kernel.Event
 	work     atomic.Uint32
@@ -187,7 +190,7 @@ func (v *VF) Stats() Stats {
 		RxPackets: s.rxPackets.Load(), RxBytes: s.rxBytes.Load(), RxDrops: s.rxDrops.Load(),
 		TxErrCQEs: s.txErrCQEs.Load(), RxErrCQEs: s.rxErrCQEs.Load(), DeviceErrors: s.devErrors.Load(),
 		Interrupts: s.interrupts.Load(), Events: s.events.Load(), SQRecoveries: s.sqRecoveries.Load(),
-		LinkEvents: s.linkEvents.Load(), FirmwarePages: v.pages.count(),
+		LinkEvents: s.linkEvents.Load(), FirmwarePages: v.pages.count(), DetachedDrops: s.detachedDrops.Load(),
 	}
 	if v.cmd != nil {
 		st.Commands, st.CommandTimeouts, st.CommandFailures = v.cmd.commands.Load(), v.cmd.timeouts.Load(), v.cmd.failures.Load()
@@ -218,6 +221,9 @@ func (v *VF) countTxDrop(r ifnet.DropReason) {
 // countTxLost counts frames posted to the device that it did not send.
 func (v *VF) countTxLost(n int, r ifnet.DropReason) {
 	v.stats.txDrops.Add(uint64(n))
+	if r == ifnet.DropDetached {
+		v.stats.detachedDrops.Add(uint64(n))
+	}
 	if ifp := v.ifp.Load(); ifp != nil {
 		ifp.CountDrops(r, n)
 		ifp.CountOutErrors(n)
@@ -226,6 +232,9 @@ func (v *VF) countTxLost(n int, r ifnet.DropReason) {
 
 func (v *VF) countRxDrop(ifp *ifnet.Interface, r ifnet.DropReason) {
 	v.stats.rxDrops.Add(1)
+	if r == ifnet.DropDetached {
+		v.stats.detachedDrops.Add(1)
+	}
 	if ifp != nil {
 		ifp.CountDrops(r, 1)
 	}
@@ -256,16 +265,16 @@ func (v *VF) worker() {
 		case <-v.irq.C():
 		}
 		more := false
-		eqs := v.eqList.Load()
-		if eqs == nil {
-			continue
+		v.workMu.Lock()
+		if eqs := v.eqList.Load(); eqs != nil {
+			for _, q := range *eqs {
+				n, m := q.poll(v.bar, v.uarOff, 4*eqBatchCI, &e, handle)
+				v.stats.events.Add(uint64(n))
+				more = more || m
+				q.arm(v.bar, v.uarOff)
+			}
 		}
-		for _, q := range *eqs {
-			n, m := q.poll(v.bar, v.uarOff, 4*eqBatchCI, &e, handle)
-			v.stats.events.Add(uint64(n))
-			more = more || m
-			q.arm(v.bar, v.uarOff)
-		}
+		v.workMu.Unlock()
 		if more {
 			v.irq.Signal() // come back after the others had a turn
 		}
@@ -281,7 +290,8 @@ func (v *VF) event(e *mlxhw.EQE) {
 	}
 	switch e.Type {
 	case mlxhw.EventComp:
-		if !v.qsReady.Load() {
+		if !v.cqsSet.Load() {
+			v.deviceError("eqe", fmt.Errorf("%w: completion event before any CQ is armed", ErrDevice))
 			return
 		}
 		fn, ok := v.cqByN[e.CompCQN()]
