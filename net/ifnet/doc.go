@@ -12,8 +12,11 @@
 //     state, media and RSS configuration, counters. Create with New.
 //   - Driver: what a NIC driver implements: batched Transmit and typed Ioctl.
 //   - Requests: SetFlags, SetMTU, AddMulti, DelMulti, SetCapabilities,
-//     GetMedia, SetMedia, SetMAC, GetRSSKey, GetRSSHash, plus any
+//     GetMedia, SetMedia, SetMAC, GetRSSKey, GetRSSHash, GetReady, plus any
 //     driver-specific type implementing Request.
+//   - Driver-side hooks for a driver standing in front of another
+//     interface (hn and its VF, driverhooks.go): ForceMTU, AccountInput,
+//     SetTxObservedByDriver/ObserveTx.
 //   - Input: the stack installs an InputFunc with SetInput; OverrideInput
 //     puts another in front of it and returns a handle whose Restore removes
 //     exactly that override (hn redirects its VF's receive path this way).
