@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 60s
 
-.PHONY: all test race fuzz bench lint demo migrate deps-check
+.PHONY: all test race fuzz bench lint demo migrate deps-check mlx-long
 
 all: lint test
 
@@ -41,3 +41,8 @@ demo:
 # (ARGS="-json", ARGS="-plot migrate.png -migrations 20", ARGS="-surprise").
 migrate:
 	$(GO) run ./tools/hvsim migrate $(ARGS)
+
+# The mlx VF's long hot-plug test: 100 hot removals (surprise and eject
+# alternating) with 1,000,000 frames sent each time, then hot add again.
+mlx-long:
+	$(GO) test -count=1 -timeout 60m -run '^TestHotplugCycles$$' ./drivers/mlx -long -v
