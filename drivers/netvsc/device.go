@@ -231,7 +231,7 @@ func (d *Device) indicate(ind *rndis.IndicateStatus) {
 	case rndis.StatusMediaDisconnect:
 		d.publishLink(false)
 	case rndis.StatusLinkSpeedChange:
-		if v, ok := ind.U32(); ok && d.iface() != nil {
+		if v, ok := ind.U32(); ok && d.iface() != nil && !d.vfm.linkFromVF.Load() { // media follow a transparent VF
 			m := d.iface().Media()
 			m.Active.Speed = uint64(v) * rndis.LinkSpeedUnit
 			d.iface().SetMediaState(m)

@@ -146,11 +146,12 @@ type vfMgr struct {
 	attachWait   atomic.Int64 // time.Duration
 	st           vfCounters
 
-	kick    chan struct{} // capacity 1: wakes the worker
-	stop    chan struct{}
-	done    chan struct{}
-	sub     *ifnet.Subscription
-	started bool // set before the worker starts, read by stopWorker (both under the device's attach/Close order)
+	kick     chan struct{} // capacity 1: wakes the worker
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	sub      *ifnet.Subscription
+	started  bool // set before the worker starts, read by stopWorker (both under the device's attach/Close order)
 
 	mu      sync.Mutex
 	pending []*ifnet.Interface // candidates announced, for the worker

@@ -49,14 +49,10 @@ func (m *vfMgr) stopWorker() {
 	if !m.started {
 		return
 	}
-	select {
-	case <-m.stop:
-		<-m.done
-		return
-	default:
-	}
-	_ = m.sub.Unsubscribe()
-	close(m.stop)
+	m.stopOnce.Do(func() {
+		_ = m.sub.Unsubscribe()
+		close(m.stop)
+	})
 	<-m.done
 	<-m.sub.Done()
 }
