@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 60s
 
-.PHONY: all test race fuzz bench lint demo migrate deps-check mlx-long
+.PHONY: all test race fuzz bench lint demo migrate deps-check mlx-long netvsc-vf-long
 
 all: lint test
 
@@ -46,3 +46,8 @@ migrate:
 # alternating) with 1,000,000 frames sent each time, then hot add again.
 mlx-long:
 	$(GO) test -count=1 -timeout 60m -run '^TestHotplugCycles$$' ./drivers/mlx -long -v
+
+# hn's VF modes under migration: 500 VF attach/detach cycles (planned and
+# surprise alternating) under continuous transmit, every frame accounted.
+netvsc-vf-long:
+	$(GO) test -count=1 -run '^TestVFMigrationCycles$$' ./drivers/netvsc -vfcycles 500 -v

@@ -40,6 +40,7 @@ type fakeVF struct {
 	busy      bool // Transmit takes nothing (ring full)
 	discard   bool // Transmit frees without recording (benchmarks)
 	failUp    int  // refuse this many SetFlags that bring the VF up
+	nsent     int  // frames taken by Transmit
 	assist    ifnet.HWAssist
 	rssTypes  ifnet.RSSTypes
 	sent      [][]byte
@@ -99,6 +100,7 @@ func (f *fakeVF) Transmit(b *packet.Batch) (int, error) {
 		return 0, fmt.Errorf("fakevf: ring full: %w", ifnet.ErrBusy)
 	}
 	n := b.Len()
+	f.nsent += n
 	for _, p := range b.Packets() {
 		if f.discard {
 			break
@@ -157,6 +159,12 @@ func (f *fakeVF) sentFrames() [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([][]byte(nil), f.sent...)
+}
+
+func (f *fakeVF) sentCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nsent
 }
 
 func (f *fakeVF) requests() []string {
