@@ -166,7 +166,7 @@ func (v *VF) modifySQ(ctx context.Context, s *sq, from, to uint8) error {
 // lost when memory is released.
 func (v *VF) quiesceSQ(ctx context.Context, s *sq) error {
 	s.mu.Lock()
-	s.ready = false
+	s.ready, s.closing = false, true
 	s.mu.Unlock()
 	deadline := v.cfg.Clock.NewTimer(v.cfg.CommandTimeout)
 	defer deadline.Stop()

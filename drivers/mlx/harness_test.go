@@ -55,6 +55,7 @@ type rig struct {
 	wire    *portWire
 	bdp     atomic.Pointer[BusDriver]
 	baseMem int
+	preAdd  func(*mlxdev.Device) // configures a new device before it is plugged
 }
 
 // portWire is the device's Wire: the switch port it sits on.
@@ -147,6 +148,9 @@ func (r *rig) plugDevice(first bool) *mlxdev.Device {
 	dev, err := mlxdev.New(r.devCfg)
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	if r.preAdd != nil {
+		r.preAdd(dev)
 	}
 	port, err := r.sw.Attach("vf", dev, vswitch.Access(vswitch.DefaultVLAN))
 	if err != nil {

@@ -126,6 +126,9 @@ func (r *rq) complete(bar pci.BAR, budget int) int {
 		r.recycle()
 	}
 	r.flush(ifp)
+	// The CQ's consumer index first, then the new buffers: the device may
+	// fill a buffer the moment it sees it, and its CQE must find room.
+	r.cq.update()
 	storeBE32(r.dbr, mlxhw.DBRRecvOff, uint32(r.pc))
 	r.cq.armSN++
 	r.cq.arm(bar, r.v.uarOff)

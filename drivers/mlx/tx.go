@@ -55,6 +55,7 @@ type sq struct {
 
 	mu      sync.Mutex
 	ready   bool // RDY and accepting frames
+	closing bool // teardown started: never ready again
 	err     bool // an error CQE moved the SQ to ERR; recovery pending
 	pc, cc  uint16
 	head    uint64 // ring bytes produced
@@ -260,7 +261,7 @@ func (s *sq) complete(bar pci.BAR, budget int) int {
 	n := s.consume(budget)
 	s.cq.armSN++
 	s.cq.arm(bar, s.uarOff)
-	if s.err && s.pc == s.cc {
+	if s.err {
 		s.v.kick(workRecoverSQ)
 	}
 	return n

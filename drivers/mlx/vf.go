@@ -90,13 +90,22 @@ type Stats struct {
 	SQRecoveries       uint64
 	LinkEvents         uint64
 	DetachedDrops      uint64 // TxDrops and RxDrops counted as ifnet.DropDetached (removal, teardown)
+	FatalErrors        uint64 // health checks that found the device dead
 }
 
 type vfStats struct {
 	txPackets, txBytes, txDrops, rxPackets, rxBytes, rxDrops atomic.Uint64
 	txErrCQEs, rxErrCQEs, devErrors, interrupts, events      atomic.Uint64
-	sqRecoveries, linkEvents, detachedDrops                  atomic.Uint64
+	sqRecoveries, linkEvents, detachedDrops, fatal           atomic.Uint64
 }
+
+// healthMisses is how many health checks in a row may see the same health
+// counter (Linux MAX_MISSES).
+const (
+	healthMisses = 3
+	healthStall  = 2 * time.Second
+	sqFlushWait  = 50 * time.Millisecond
+)
 
 // Work the control goroutine does for the worker (bits of VF.work).
 const (
@@ -144,15 +153,18 @@ type VF struct {
 	speed   atomic.Uint64
 	pending atomic.Int32 // page request balance (signed)
 
-	workMu   sync.Mutex // held by the worker for each pass; teardown takes it to retire a queue
-	irq      *kernel.Event
-	ctl      *kernel.Event
-	work     atomic.Uint32
-	stop     chan struct{}
-	gone     chan struct{}
-	goneOnce sync.Once
-	stopOnce sync.Once
-	wg       sync.WaitGroup
+	healthLast uint32 // control goroutine only
+	healthMiss int
+	healthSeen time.Time  // when the counter last moved
+	workMu     sync.Mutex // held by the worker for each pass; teardown takes it to retire a queue
+	irq        *kernel.Event
+	ctl        *kernel.Event
+	work       atomic.Uint32
+	stop       chan struct{}
+	gone       chan struct{}
+	goneOnce   sync.Once
+	stopOnce   sync.Once
+	wg         sync.WaitGroup
 
 	cfgMu    sync.Mutex
 	undo     []undo // teardown steps, run in reverse
@@ -191,6 +203,7 @@ func (v *VF) Stats() Stats {
 		TxErrCQEs: s.txErrCQEs.Load(), RxErrCQEs: s.rxErrCQEs.Load(), DeviceErrors: s.devErrors.Load(),
 		Interrupts: s.interrupts.Load(), Events: s.events.Load(), SQRecoveries: s.sqRecoveries.Load(),
 		LinkEvents: s.linkEvents.Load(), FirmwarePages: v.pages.count(), DetachedDrops: s.detachedDrops.Load(),
+		FatalErrors: s.fatal.Load(),
 	}
 	if v.cmd != nil {
 		st.Commands, st.CommandTimeouts, st.CommandFailures = v.cmd.commands.Load(), v.cmd.timeouts.Load(), v.cmd.failures.Load()
@@ -346,8 +359,9 @@ func (v *VF) control() {
 		case <-v.stop:
 			return
 		case <-tick:
-			if mlxhw.DeviceGone(v.bar.Read32(mlxhw.RegHealthFWVer)) {
-				v.log.Warn("mlx: device registers read all-ones: surprise removal")
+			if why := v.healthCheck(); why != "" {
+				v.log.Warn("mlx: device failed, stopping it", "why", why)
+				v.stats.fatal.Add(1)
 				go v.Surprise()
 				return
 			}
@@ -365,6 +379,35 @@ func (v *VF) control() {
 			v.recoverSQs(ctx)
 		}
 	}
+}
+
+// healthCheck applies the fatal sensors of spec §1.2 (L-health): all-ones
+// registers (the function is gone), a NIC interface state of DISABLED or
+// SW_RESET, a nonzero health syndrome, or a health counter that stopped
+// for healthMisses checks. It returns why the device is dead, or "".
+// Called from the control goroutine only (healthLast, healthMiss).
+func (v *VF) healthCheck() string {
+	if mlxhw.DeviceGone(v.bar.Read32(mlxhw.RegHealthFWVer)) {
+		return "registers read all-ones (surprise removal)"
+	}
+	if g := mlxhw.ParseCmdqAddrLSz(v.bar.Read32(mlxhw.RegCmdqAddrLSz)); g.NICIfc == mlxhw.NICIfcDisabled || g.NICIfc == mlxhw.NICIfcSWReset {
+		return fmt.Sprintf("NIC interface state %d", g.NICIfc)
+	}
+	if _, synd, ext := mlxhw.HealthSynd(v.bar.Read32(mlxhw.RegHealthSynd)); synd != 0 {
+		return fmt.Sprintf("health syndrome %#x/%#x", synd, ext)
+	}
+	c := v.bar.Read32(mlxhw.RegHealthCounter) & mlxhw.HealthCounterMask
+	now := v.cfg.Clock.Now()
+	if c != v.healthLast || v.healthSeen.IsZero() {
+		v.healthLast, v.healthMiss, v.healthSeen = c, 0, now
+		return ""
+	}
+	// Misses count only once the counter had time to move (the device
+	// ticks it every 100 ms; Linux polls every 2 s).
+	if v.healthMiss++; v.healthMiss >= healthMisses && now.Sub(v.healthSeen) >= healthStall {
+		return "health counter stopped"
+	}
+	return ""
 }
 
 // updateLink reads the vport state and the port speed (spec §4.1, §4.2)
@@ -416,20 +459,24 @@ func (v *VF) media() ifnet.MediaState {
 }
 
 // recoverSQs brings send queues that hit an error CQE back (spec §7.15
-// item 14): once every WQE has completed (flushed), MODIFY_SQ ERR→RST→RDY
-// and restart the counters at 0.
+// item 14, mlx5e's TX error recovery): stop the queue, give the device a
+// moment to flush what is posted, MODIFY_SQ ERR→RST, count whatever never
+// completed as dropped, restart the counters at 0, RST→RDY.
 func (v *VF) recoverSQs(ctx context.Context) {
 	for _, s := range v.sqs {
 		s.mu.Lock()
-		if !s.err || s.pc != s.cc {
+		if !s.err || !s.ready {
 			s.mu.Unlock()
 			continue
 		}
 		s.ready = false
 		s.mu.Unlock()
+		v.waitFlushed(s)
 		err := v.modifySQ(ctx, s, mlxhw.QueueERR, mlxhw.QueueRST)
 		if err == nil {
 			s.mu.Lock()
+			s.consume(s.size())
+			s.abandon(ifnet.DropDown)
 			s.pc, s.cc, s.head, s.tail = 0, 0, 0, 0
 			clear(s.info)
 			storeBE32(s.dbr, mlxhw.DBRSendOff, 0)
@@ -441,9 +488,32 @@ func (v *VF) recoverSQs(ctx context.Context) {
 			continue
 		}
 		s.mu.Lock()
-		s.err, s.ready = false, true
+		s.err, s.ready = false, !s.closing
 		s.mu.Unlock()
 		v.stats.sqRecoveries.Add(1)
+	}
+}
+
+// waitFlushed waits (bounded by sqFlushWait) for the worker to see
+// completions for everything posted on s; WQEs posted after the error may
+// never complete (a device ignores doorbells in ERR).
+func (v *VF) waitFlushed(s *sq) {
+	deadline := v.cfg.Clock.Now().Add(sqFlushWait)
+	for {
+		s.mu.Lock()
+		n := s.outstanding()
+		s.mu.Unlock()
+		if n == 0 || !v.cfg.Clock.Now().Before(deadline) {
+			return
+		}
+		v.irq.Signal()
+		t := v.cfg.Clock.NewTimer(time.Millisecond)
+		select {
+		case <-t.C():
+		case <-v.stop:
+			t.Stop()
+			return
+		}
 	}
 }
 
