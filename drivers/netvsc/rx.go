@@ -177,6 +177,9 @@ func (s *synth) receiveData(r *rxState, msg []byte) {
 		return
 	}
 	fillRxMeta(&pk.Meta, &info)
+	if off := s.dev.vfm.hashOff.Load(); off&(1<<pk.Meta.HashType) != 0 {
+		pk.Meta.Hash, pk.Meta.HashType = 0, packet.HashNone // would not match the VF's (vfrss.go)
+	}
 	pk.Meta.Queue = r.queue
 	r.st.packets.Add(1)
 	r.st.bytes.Add(uint64(len(frame)))

@@ -143,7 +143,8 @@ type vfMgr struct {
 	linkHeldDown atomic.Bool                     // non-transparent active: hn reports link down
 	synthLink    atomic.Bool                     // the link state the host last reported
 	captureAfter atomic.Bool
-	attachWait   atomic.Int64 // time.Duration
+	attachWait   atomic.Int64  // time.Duration
+	hashOff      atomic.Uint32 // 1<<packet.HashType: hash types not delivered on synthetic receive (vfrss.go)
 	st           vfCounters
 
 	kick     chan struct{} // capacity 1: wakes the worker
