@@ -252,3 +252,53 @@ func (r *rig) devPortVLAN(c vswitch.VLANConfig) error {
 }
 
 var _ = mlxdev.Config{}
+
+func TestRSSAcrossQueues(t *testing.T) {
+	r := newRig(t, rigOpts{vf: Config{Queues: 3}})
+	vf := r.waitVF()
+	sk := r.up(vf)
+	sk.keep = true
+	vmac, smac := net.HardwareAddr(vfMAC[:]), net.HardwareAddr(stationMAC[:])
+	const flows = 64
+	for round := range 2 {
+		for fl := range flows {
+			f := tcpPacket(t, smac, vmac, stationIP, vfIP, uint32(round), []byte("rss"), false)
+			tcpSetSport(t, f, uint16(20000+fl*7))
+			r.st.Send(f, packet.Meta{})
+		}
+	}
+	eventually(t, "all flows", func() bool { return sk.n.Load() == 2*flows })
+	queueOf := map[uint16]uint16{}
+	used := map[uint16]int{}
+	for _, g := range sk.got() {
+		sport := binary.BigEndian.Uint16(g.Data[34:])
+		if g.Meta.HashType != packet.HashTCPv4 || g.Meta.Hash == 0 {
+			t.Fatalf("flow %d: hash %#x type %v", sport, g.Meta.Hash, g.Meta.HashType)
+		}
+		if q, ok := queueOf[sport]; ok && q != g.Meta.Queue {
+			t.Fatalf("flow %d moved from queue %d to %d", sport, q, g.Meta.Queue)
+		}
+		queueOf[sport] = g.Meta.Queue
+		used[g.Meta.Queue]++
+	}
+	if len(used) != 3 {
+		t.Fatalf("queues used: %v", used)
+	}
+	noViolations(t, r.device())
+}
+
+// tcpSetSport rewrites the TCP source port and fixes the checksum
+// incrementally (RFC 1624).
+func tcpSetSport(t testing.TB, f []byte, port uint16) {
+	t.Helper()
+	old := binary.BigEndian.Uint16(f[34:])
+	binary.BigEndian.PutUint16(f[34:], port)
+	sum := uint32(^binary.BigEndian.Uint16(f[34+16:])) + uint32(^old) + uint32(port)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(f[34+16:], ^uint16(sum))
+	if !checksumsValid(t, f) {
+		t.Fatal("checksum fix-up wrong")
+	}
+}

@@ -1,7 +1,10 @@
 package mlx
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/hvguest/hvguest/drivers/mlx/mlxhw"
 	"github.com/hvguest/hvguest/kernel"
@@ -131,6 +134,41 @@ func FuzzEQE(f *testing.F) {
 		}
 		if int(b.r.pc-b.r.cc) != b.r.size() {
 			t.Fatal("RQ lost buffers")
+		}
+	})
+}
+
+// FuzzCommandOutput: a hostile device answers a command with arbitrary
+// output bytes, delivery status and entry contents; exec returns an error
+// or a decoded output, never panics, never reads outside its mailboxes.
+func FuzzCommandOutput(f *testing.F) {
+	ok := (&mlxhw.QueryVportStateOut{State: 1}).AppendTo(nil)
+	f.Add(ok, uint8(0), uint8(0))
+	f.Add(mlxhw.AppendErrorOutput(nil, mlxhw.StatusBadParam, 7), uint8(0), uint8(1))
+	f.Add(make([]byte, 600), uint8(3), uint8(2))
+	f.Fuzz(func(t *testing.T, out []byte, status, which uint8) {
+		fd, _ := newFakeCmd(t, time.Second)
+		fd.status = mlxhw.DeliveryStatus(status & 0x7f)
+		fd.answer = func([]byte) []byte { return out }
+		var in mlxhw.Input
+		var o mlxhw.Output
+		switch which % 3 {
+		case 0:
+			in, o = &mlxhw.QueryVportStateIn{}, &mlxhw.QueryVportStateOut{}
+		case 1:
+			in, o = &mlxhw.QueryNICVportContextIn{ListType: mlxhw.ListMC, MaxList: 128}, &mlxhw.QueryNICVportContextOut{}
+		default:
+			in, o = &mlxhw.ManagePagesIn{OpMod: mlxhw.ManagePagesTake, NumEntries: 64}, &mlxhw.ManagePagesOut{}
+		}
+		err := fd.c.exec(context.Background(), in, o)
+		if err != nil && !errors.Is(err, ErrCommand) && !errors.Is(err, ErrDevice) {
+			t.Fatalf("unexpected error class: %v", err)
+		}
+		if err == nil && fd.status != 0 {
+			t.Fatalf("delivery status %d accepted", fd.status)
+		}
+		if mp, isMP := o.(*mlxhw.ManagePagesOut); err == nil && isMP && len(mp.PAS) > 64 {
+			t.Fatalf("%d pages returned for 64 asked", len(mp.PAS))
 		}
 	})
 }
