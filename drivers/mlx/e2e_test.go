@@ -225,6 +225,22 @@ func TestTrafficOffloadsVLAN(t *testing.T) {
 	if !bytes.Equal(g.Data, back) || !g.Meta.HasVLAN || g.Meta.VLANID() != 5 {
 		t.Fatalf("VLAN receive: meta %+v", g.Meta)
 	}
+	// Tagging off: the driver puts the tag in the inline header itself on
+	// transmit and leaves it in the frame on receive.
+	if err := ifp.Ioctl(&ifnet.SetCapabilities{Enable: ifp.Capabilities() &^ (ifnet.CapVLANHWTagging | ifnet.CapVLANHWCsum | ifnet.CapVLANHWTSO)}); err != nil {
+		t.Fatal(err)
+	}
+	sendVF(t, vf, v5, m)
+	if f5 := collect(t, st5, 1); !bytes.Equal(f5[0].Data, v5) {
+		t.Fatal("VLAN 5 frame differs with tagging off")
+	}
+	st5.Send(back, packet.Meta{})
+	eventually(t, "tagged frame at the VF", func() bool { return sk.n.Load() == 42 })
+	g = sk.got()[41]
+	tagged := append(append(bytes.Clone(back[:12]), 0x81, 0x00, 0x00, 0x05), back[12:]...)
+	if !bytes.Equal(g.Data, tagged) || g.Meta.HasVLAN {
+		t.Fatalf("VLAN receive with tagging off: meta %+v, %x", g.Meta, g.Data[:18])
+	}
 	ds := dev.Stats()
 	if ds.TxLSOSegments != uint64(nseg) {
 		t.Fatalf("device LSO segments %d", ds.TxLSOSegments)

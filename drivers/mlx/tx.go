@@ -169,9 +169,14 @@ func (s *sq) post(p *packet.Packet) error {
 		return errTxDrop
 	}
 	w.CSFlags = csFlags(m.Csum)
-	vlan := m.HasVLAN && v.vlanInsert()
+	vlan := m.HasVLAN
+	if vlan && !v.vlanInsert() && inline == 0 {
+		// No insertion in hardware (or tagging turned off): the tag goes
+		// into an inline copy of the L2 header instead.
+		inline = min(len(frame), 14)
+	}
 	hdr := frame[:inline]
-	if vlan && inline > 0 {
+	if vlan && inline >= 12 {
 		// Insertion and inline headers share the eth segment field: put
 		// the tag into the inline copy (spec §3.1, mlxhw.SendWQE).
 		k := copy(s.hdr[:], frame[:12])
