@@ -20,6 +20,7 @@ import (
 	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
 	"github.com/hvguest/hvguest/drivers/netvsc/rndis"
 	"github.com/hvguest/hvguest/hyperv/host/netvsp"
+	"github.com/hvguest/hvguest/hyperv/host/vswitch"
 	"github.com/hvguest/hvguest/kernel"
 	"github.com/hvguest/hvguest/net/ifnet"
 	"github.com/hvguest/hvguest/net/packet"
@@ -36,11 +37,12 @@ type fakeVF struct {
 
 	mu        sync.Mutex
 	ready     bool
-	refuseMTU int  // refuse SetMTU above this (0: accept all)
-	busy      bool // Transmit takes nothing (ring full)
-	discard   bool // Transmit frees without recording (benchmarks)
-	failUp    int  // refuse this many SetFlags that bring the VF up
-	nsent     int  // frames taken by Transmit
+	refuseMTU int                 // refuse SetMTU above this (0: accept all)
+	busy      bool                // Transmit takes nothing (ring full)
+	discard   bool                // Transmit frees without recording (benchmarks)
+	failUp    int                 // refuse this many SetFlags that bring the VF up
+	nsent     int                 // frames taken by Transmit
+	port      *vswitch.SwitchPort // wired: Transmit goes into the switch (set before attach)
 	assist    ifnet.HWAssist
 	rssTypes  ifnet.RSSTypes
 	sent      [][]byte
@@ -101,6 +103,13 @@ func (f *fakeVF) Transmit(b *packet.Batch) (int, error) {
 	}
 	n := b.Len()
 	f.nsent += n
+	if f.port != nil {
+		for _, p := range b.Packets() {
+			f.sent = append(f.sent, bytes.Clone(p.Bytes()))
+		}
+		f.port.Input(b) // takes every packet
+		return n, nil
+	}
 	for _, p := range b.Packets() {
 		if f.discard {
 			break
@@ -351,3 +360,34 @@ func minStated(a, b int) int {
 	}
 	return min(a, b)
 }
+
+// wire attaches the VF to the host's switch as the NIC's VF port: the
+// switch delivers into the VF's Input, the VF transmits into the switch,
+// and netvsp steers hn's unicast to it while the data path is the VF.
+func (vw *vfWorld) wire(f *fakeVF) {
+	vw.t.Helper()
+	p, err := vw.sw.Attach(f.ifp.Name(), vfPortOf{f}, vswitch.Trunk(1))
+	if err != nil {
+		vw.t.Fatal(err)
+	}
+	f.port = p
+	if err := vw.nic.SetVFPort(p); err != nil {
+		vw.t.Fatal(err)
+	}
+}
+
+// unwire removes the VF's switch port (the device is gone).
+func (vw *vfWorld) unwire(f *fakeVF) {
+	_ = vw.nic.SetVFPort(nil)
+	f.mu.Lock()
+	p := f.port
+	f.port = nil
+	f.mu.Unlock()
+	if p != nil {
+		p.Detach()
+	}
+}
+
+type vfPortOf struct{ f *fakeVF }
+
+func (v vfPortOf) Deliver(b *packet.Batch) { v.f.ifp.Input(b) }
