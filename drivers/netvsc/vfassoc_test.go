@@ -92,3 +92,26 @@ func TestVFNonTransparentSurvivesMTUChange(t *testing.T) {
 		t.Fatalf("after the MTU change: %+v path %d link %s", st, w.hostPath(), w.ifp.LinkState())
 	}
 }
+
+// The VF device can show up before the host's association names it (Linux
+// 365e1ececb29): a candidate whose serial the host has not associated
+// waits, and is paired once the association for it arrives.
+func TestVFDeviceBeforeItsAssociation(t *testing.T) {
+	w := newVFWorld(t, vfWorldOpts{serial: 8})
+	w.up()
+	vf := newFakeVF(t, fakeVFOpts{serial: 9, hasSerial: true})
+	if err := w.reg.Attach(vf.ifp); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the candidate to be looked at", func() bool { return strings.Contains(w.log.String(), "candidate=mce0") })
+	if st := w.dev.VFStatus(); st.VF != "" || stateOf(vf.ifp).Claimed != "" {
+		t.Fatalf("paired against serial 8: %+v", st)
+	}
+	w.setVF(true, 9)
+	w.waitState(netvsc.VFWaiting)
+	w.clk.Advance(netvsc.DefaultVFAttachWait)
+	st := w.waitState(netvsc.VFActive)
+	if st.VF != "mce0" || st.Serial != 9 || st.Association.Serial != 9 || w.hostPath() != nvsp.DataPathVF {
+		t.Fatalf("after the association: %+v", st)
+	}
+}

@@ -183,6 +183,7 @@ type vfWork struct {
 	rssOrig *rndis.RSSParameters // the synthetic RSS parameters before fixup
 	rssSyn  *synth               // the synth rssOrig belongs to
 
+	parked  []*ifnet.Interface // candidates whose serial the host has not associated
 	refused uint64
 	lastErr string
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
@@ -197,12 +198,21 @@ func (m *vfMgr) reconcile() time.Duration {
 	if w.vf != nil && w.vf.Detached() {
 		m.release("VF detached")
 	}
-	for _, c := range m.takePending() {
-		if c == w.vf {
+	parked := w.parked
+	w.parked = nil
+	for i, c := range append(parked, m.takePending()...) {
+		if c == w.vf || slices.Contains(w.parked, c) {
 			continue
 		}
 		if err := m.match(c); err != nil {
-			if !c.Detached() {
+			if c.Detached() || !m.candidate(c) {
+				continue
+			}
+			// A serial the host has not associated (yet): kept, and looked
+			// at again on every event, since the association may follow
+			// the device (Linux 365e1ececb29, A.4).
+			w.parked = append(w.parked, c)
+			if i >= len(parked) {
 				m.d.log.Info("netvsc: VF candidate not paired", "candidate", c.Name(), "err", err)
 			}
 			continue
@@ -296,5 +306,5 @@ func (m *vfMgr) release(reason string) {
 	}
 	m.cur.Store(nil)
 	m.d.log.Info("netvsc: VF released", "vf", vf.Name(), "reason", reason)
-	*w = vfWork{refused: w.refused, lastErr: w.lastErr}
+	*w = vfWork{refused: w.refused, lastErr: w.lastErr, parked: w.parked}
 }
