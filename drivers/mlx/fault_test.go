@@ -81,12 +81,14 @@ func TestSQErrorRecovery(t *testing.T) {
 	})
 	got += len(r.st.Frames())
 	s := vf.Stats()
-	// WQE 3 failed; 4 and 5 were flushed behind it; the rest went out.
-	if s.TxErrCQEs != 1 || s.TxDrops != 3 || s.TxPackets != 7 || got != 7 {
+	// WQE 3 failed; frames posted behind it before the driver saw the error
+	// CQE (0 to 2 of them, by timing) were flushed; the rest went out
+	// after the recovery.
+	if s.TxErrCQEs != 1 || s.TxDrops < 1 || s.TxDrops > 3 || s.TxPackets != 10-s.TxDrops || uint64(got) != s.TxPackets {
 		t.Fatalf("stats %+v, station got %d", s, got)
 	}
 	ifs := vf.Interface().Stats()
-	if ifs.Drops[ifnet.DropInvalid] != 1 || ifs.Drops[ifnet.DropDown] != 2 || ifs.OutErrors != 3 {
+	if ifs.Drops[ifnet.DropInvalid] != 1 || ifs.Drops[ifnet.DropDown] != s.TxDrops-1 || ifs.OutErrors != s.TxDrops {
 		t.Fatalf("interface drops %v out errors %d", ifs.Drops, ifs.OutErrors)
 	}
 	noViolations(t, dev)
