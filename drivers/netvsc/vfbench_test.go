@@ -89,3 +89,25 @@ func BenchmarkVFInput(b *testing.B) {
 		b.Fatalf("hn got %d of %d", got, b.N)
 	}
 }
+
+// BenchmarkVFSwitchOver: one op is hn down and up again with the VF
+// active: transmit to synthetic, SWITCH_DATA_PATH synthetic (completion
+// awaited), VF down; VF up, SWITCH_DATA_PATH VF (awaited), RSS check,
+// transmit to the VF. Reported per data-path switch.
+func BenchmarkVFSwitchOver(b *testing.B) {
+	w, vf := activeVFWorld(b)
+	b.ResetTimer()
+	for range b.N {
+		if err := w.ifp.Ioctl(&ifnet.SetFlags{}); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.ifp.Ioctl(&ifnet.SetFlags{Flags: ifnet.FlagUp}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/switch")
+	if st := w.dev.VFStatus(); st.TxTarget != vf.ifp.Name() {
+		b.Fatalf("not back on the VF: %+v", st)
+	}
+}
