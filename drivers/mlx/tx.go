@@ -122,9 +122,11 @@ func (s *sq) transmit(b *packet.Batch) (int, error) {
 	n := 0
 	var err error
 	for n < len(pkts) {
-		if err = s.post(pkts[n]); err != nil {
+		// A frame the device cannot take (errTxDrop) is taken and counted.
+		if err = s.post(pkts[n]); err != nil && err != errTxDrop {
 			break
 		}
+		err = nil
 		n++
 	}
 	s.ringDoorbell()
@@ -133,9 +135,6 @@ func (s *sq) transmit(b *packet.Batch) (int, error) {
 		p.Free()
 	}
 	b.Consume(n)
-	if err == errTxDrop {
-		err = nil
-	}
 	return n, err
 }
 
@@ -155,7 +154,9 @@ func (s *sq) post(p *packet.Packet) error {
 	switch {
 	case lso:
 		ihs, ok := lsoHeaderLen(frame)
-		if !ok || m.MSS == 0 || len(frame)-ihs > 1<<v.eth.MaxLSO || ihs > 256 {
+		// The device takes at most 1<<max_lso_cap bytes per LSO WQE,
+		// headers included (spec §7.10).
+		if !ok || m.MSS == 0 || len(frame) > 1<<v.eth.MaxLSO || ihs > 256 {
 			v.countTxDrop(ifnet.DropInvalid)
 			return errTxDrop
 		}

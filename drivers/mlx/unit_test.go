@@ -523,3 +523,35 @@ func TestCommandGone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTxDropsCounted(t *testing.T) {
+	b := newBareVF(t, 64, 16)
+	tso := packet.Meta{Csum: packet.CsumTxTSOv4 | packet.CsumTxIPv4 | packet.CsumTxTCPv4, MSS: 1000}
+	udp := tcpFrame(t, 3000)
+	udp[14+9] = 17
+	cases := []struct {
+		f []byte
+		m packet.Meta
+	}{
+		{tcpFrame(t, 1<<16), tso}, // larger than max_lso_cap
+		{udp, tso},                // LSO of a non-TCP frame
+		{tcpFrame(t, 100), packet.Meta{Csum: packet.CsumTxTSOv4}}, // no MSS
+		{frame(3000, 1), packet.Meta{}},                           // above the MTU without TSO
+	}
+	bt := packet.NewBatch(8)
+	for _, c := range cases {
+		p := packet.New(0, len(c.f))
+		_ = p.SetBytes(c.f)
+		p.Meta = c.m
+		bt.Add(p)
+	}
+	n, err := b.v.Transmit(bt)
+	if n != len(cases) || err != nil {
+		t.Fatalf("Transmit took %d, %v", n, err)
+	}
+	s := b.v.Stats()
+	ifs := b.ifp.Stats()
+	if s.TxDrops != 4 || b.s.pc != 0 || ifs.Drops[ifnet.DropInvalid] != 3 || ifs.Drops[ifnet.DropTooBig] != 1 {
+		t.Fatalf("stats %+v, drops %v, pc %d", s, ifs.Drops, b.s.pc)
+	}
+}
