@@ -143,3 +143,59 @@ func TestHealthSyndromeIsFatal(t *testing.T) {
 		t.Fatal("VF not marked gone")
 	}
 }
+
+// Commands completing later than the doorbell (device latency): the early
+// ones are polled, the rest complete through CMD EQEs.
+func TestAsyncCommandCompletion(t *testing.T) {
+	r := newRig(t, rigOpts{devCfg: func(c *mlxdev.Config) { c.CommandLatency = 300 * time.Microsecond }})
+	vf := r.waitVF()
+	dev := r.device()
+	sk := r.up(vf)
+	if got, _ := deliverTo(t, r, sk, net.HardwareAddr(vfMAC[:]), 20, 300, mlxdev.DropFilter); got != 20 {
+		t.Fatalf("received %d of 20", got)
+	}
+	if err := vf.Interface().Ioctl(&ifnet.SetMTU{MTU: 1400}); err != nil {
+		t.Fatal(err)
+	}
+	if c := vportCtx(t, vf); c.MTU != 1422 {
+		t.Fatalf("vport mtu %d", c.MTU)
+	}
+	if vf.Stats().Events == 0 {
+		t.Fatal("no CMD EQEs consumed")
+	}
+	if err := r.vbus.Eject(r.slot); err != nil {
+		t.Fatal(err)
+	}
+	r.nextEvent("detach")
+	if st := dev.State(); st.Objects() != 0 || st.PagesGiven != 0 {
+		t.Fatalf("device after eject %+v", st)
+	}
+	noViolations(t, dev)
+}
+
+// A destroy that never completes during an eject: the teardown times out
+// that command, skips the rest, frees everything and the eject finishes.
+func TestCommandTimeoutDuringTeardown(t *testing.T) {
+	r := newRig(t, rigOpts{vf: Config{CommandTimeout: 100 * time.Millisecond}})
+	vf := r.waitVF()
+	dev := r.device()
+	r.up(vf)
+	dev.Faults().CommandTimeout(mlxhw.OpDestroySQ, true)
+	start := time.Now()
+	if err := r.vbus.Eject(r.slot); err != nil {
+		t.Fatal(err)
+	}
+	r.nextEvent("detach")
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("eject took %v", el)
+	}
+	if n, p := vf.dma.live(); n != 0 || p != 0 || vf.pages.count() != 0 {
+		t.Fatalf("VF holds %d regions, %d pages, %d firmware pages", n, p, vf.pages.count())
+	}
+	if s := vf.Stats(); s.CommandTimeouts != 1 || dev.Faults().TimedOut() != 1 {
+		t.Fatalf("timeouts: driver %d, device %d", s.CommandTimeouts, dev.Faults().TimedOut())
+	}
+	if !vf.Interface().Detached() {
+		t.Fatal("interface still attached")
+	}
+}
