@@ -124,15 +124,28 @@ func (r *rq) complete(bar pci.BAR, budget int) int {
 			v.countRxDrop(ifp, ifnet.DropInvalid)
 		}
 		r.recycle()
+		if n%rxPublishEvery == 0 {
+			r.publish()
+		}
 	}
 	r.flush(ifp)
-	// The CQ's consumer index first, then the new buffers: the device may
-	// fill a buffer the moment it sees it, and its CQE must find room.
-	r.cq.update()
-	storeBE32(r.dbr, mlxhw.DBRRecvOff, uint32(r.pc))
+	r.publish()
 	r.cq.armSN++
 	r.cq.arm(bar, r.v.uarOff)
 	return n
+}
+
+// rxPublishEvery is how many CQEs the consumer handles before it gives
+// the buffers back, so a long run never starves the device.
+const rxPublishEvery = 64
+
+// publish gives consumed CQEs and their buffers back to the device: the
+// CQ's consumer index first, then the RQ producer counter, since the
+// device may fill a buffer the moment it sees it and its CQE must find
+// room.
+func (r *rq) publish() {
+	r.cq.update()
+	storeBE32(r.dbr, mlxhw.DBRRecvOff, uint32(r.pc))
 }
 
 // dropPending counts the frames the device completed but the driver will
