@@ -256,7 +256,8 @@ func TestVFHnRescindedReleasesVF(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("release took %v", d)
 	}
-	if st := w.dev.VFStatus(); st.VF != "" || st.TxTarget != "synthetic" {
+	st := w.waitState(netvsc.VFNone)
+	if st.VF != "" || st.TxTarget != "synthetic" {
 		t.Fatalf("status %+v", st)
 	}
 }
