@@ -17,14 +17,18 @@
 //     chains, token), polled with a timeout on the Clock during early
 //     bring-up and completed by CMD EQEs once the command EQ exists.
 //   - attach.go: bring-up (init segment wait, command queue, ENABLE_HCA,
-//     ISSI, pages, capabilities, INIT_HCA, UAR, PD/TD/mkey, EQs, CQs,
-//     TIS/SQ, RQ/RQT/TIR, vport context) and teardown in reverse.
-//   - eq.go, cq.go: event and completion queue consumers with owner-bit
-//     logic; everything they read is bounds-checked.
+//     ISSI, pages, capabilities, INIT_HCA, UAR, EQs, PD/TD/mkey) and the
+//     undo stack that tears it down in reverse; channels.go: CQs, TIS/SQs,
+//     RQs, RQT/TIR, firmware pages, the vport context and the interface.
+//   - queue.go: event and completion queue consumers with owner-bit
+//     logic; everything they read is bounds-checked. mem.go: DMA regions
+//     and the atomic shared dwords.
 //   - tx.go, rx.go: the data path (WQE posting into a byte ring of DMA
 //     memory, batching, zero allocations per packet).
-//   - ioctl.go: MTU, flags, multicast list, capabilities and media through
-//     the NIC vport context and the PTYS register.
+//   - vf.go: the VF, its worker and control goroutines, link state,
+//     health checks and send queue recovery. ioctl.go: MTU, flags,
+//     multicast list, capabilities and media through the NIC vport context
+//     and the PMTU/PTYS registers; Detach and Surprise.
 //   - bus.go: the hvpci subscriber that attaches a VF per function.
 //
 // # Trust
