@@ -1,6 +1,9 @@
 package netvsc
 
 import (
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/hvguest/hvguest/net/ifnet"
@@ -62,5 +65,16 @@ func TestFixCapDepsAndAssist(t *testing.T) {
 	got := assistFor(ifnet.CapTxCsum|ifnet.CapTSO4, ifnet.AssistCsumIPv4|ifnet.AssistIPTSO|ifnet.AssistCsumIPv6, ifnet.AssistTCP|ifnet.AssistUDP|ifnet.AssistTSO)
 	if got != ifnet.AssistTCP|ifnet.AssistUDP|ifnet.AssistIPTSO {
 		t.Errorf("assistFor %v", got)
+	}
+}
+
+// FreeBSD (VIFAPI) logged a NULL VF's name; fail names whatever it is
+// given and survives nil.
+func TestFailWithoutVF(t *testing.T) {
+	var buf strings.Builder
+	m := &vfMgr{d: &Device{log: slog.New(slog.NewTextHandler(&buf, nil))}}
+	m.fail("bringing up VF failed", nil, errors.New("boom"))
+	if m.w.lastErr != "bringing up VF failed : boom" || !strings.Contains(buf.String(), `vf="" err=boom`) {
+		t.Fatalf("lastErr %q, log %q", m.w.lastErr, buf.String())
 	}
 }
