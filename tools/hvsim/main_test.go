@@ -30,7 +30,7 @@ func checkGoroutines(t *testing.T) {
 
 // quickArgs is a short migrate run.
 func quickArgs(extra ...string) []string {
-	return append([]string{"-duration", "1s", "-rate", "2000", "-migrations", "2", "-tcp-bytes", "262144", "-seed", "7"}, extra...)
+	return append([]string{"-duration", "1s", "-rate", "2000", "-migrations", "2", "-tcp-bytes", "262144", "-seed", "7", "-skip-attach-wait"}, extra...)
 }
 
 // field walks a decoded JSON object along a dotted path.
@@ -94,6 +94,14 @@ func TestMigrateJSON(t *testing.T) {
 	if pathSum != sent {
 		t.Errorf("per-path counts sum to %v, %v frames delivered", pathSum, sent)
 	}
+	for _, p := range []string{"paths.synthetic.tx", "paths.synthetic.rx", "paths.vf.tx", "paths.vf.rx"} {
+		if number(t, m, p) == 0 { // the VF carries the stream between migrations, synthetic during them
+			t.Errorf("%s = 0", p)
+		}
+	}
+	if v := number(t, m, "host.netvsp_path_vf"); v == 0 {
+		t.Error("the host steered nothing to the VF")
+	}
 	if v, ok := field(t, m, "tcp.checksum_match").(bool); !ok || !v {
 		t.Errorf("tcp.checksum_match = %v", field(t, m, "tcp.checksum_match"))
 	}
@@ -117,13 +125,16 @@ func TestMigrateJSON(t *testing.T) {
 	if !ok {
 		t.Fatalf("switch_overs is %T", field(t, m, "switch_overs"))
 	}
-	for _, x := range sw {
+	if len(sw) != 4 {
+		t.Fatalf("%d switch-overs for 2 migrations: %v", len(sw), sw)
+	}
+	for i, x := range sw {
 		s := x.(map[string]any)
-		if k := s["kind"]; k != "to_synthetic" && k != "to_vf" {
-			t.Errorf("switch-over kind %v", k)
+		if want := []string{"to_synthetic", "to_vf"}[i%2]; s["kind"] != want {
+			t.Errorf("switch-over %d kind %v, want %s", i, s["kind"], want)
 		}
-		if _, ok := s["gap_us"].(float64); !ok {
-			t.Errorf("switch-over without a numeric gap_us: %v", s)
+		if g, ok := s["gap_us"].(float64); !ok || g <= 0 || g > 1e6 {
+			t.Errorf("switch-over %d gap_us %v", i, s["gap_us"])
 		}
 	}
 	b, err := os.ReadFile(png)
@@ -161,11 +172,12 @@ func TestMigrateSummarySVG(t *testing.T) {
 func TestUp(t *testing.T) {
 	checkGoroutines(t)
 	var out bytes.Buffer
-	if err := run(context.Background(), "up", nil, &out); err != nil {
+	if err := run(context.Background(), "up", []string{"-skip-attach-wait"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"hn0: flags=", "<UP,BROADCAST,MULTICAST,RUNNING>", "ether 00:15:5d:00:00:01",
-		"inet 192.0.2.1", "vmbus: protocol 6.0", "NVSP6.1", "NDIS6.30", "vPCI bus", "protocol 1.4", "serial 0x5eed"} {
+		"inet 192.0.2.1", "vmbus: protocol 6.0", "NVSP6.1", "NDIS6.30", "vPCI bus", "protocol 1.4", "serial 0x5eed",
+		"mlx0: flags=", "kind: ethernet, vPCI serial 0x5eed", "data path vf", "state active"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("up output lacks %q:\n%s", want, out.String())
 		}
@@ -184,5 +196,72 @@ func TestBadFlags(t *testing.T) {
 	}
 	if err := run(context.Background(), "nonsense", nil, &bytes.Buffer{}); err == nil {
 		t.Error("unknown command accepted")
+	}
+}
+
+// decode runs migrate with -json and returns the object.
+func decode(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), "migrate", quickArgs(append(args, "-json")...), &out); err != nil {
+		t.Fatalf("migrate %v: %v\n%s", args, err, out.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	return m
+}
+
+// TestMigrateFailover: the same run through the failover aggregate
+// (hn non-transparent, VF as primary): nothing lost, the VF used.
+func TestMigrateFailover(t *testing.T) {
+	checkGoroutines(t)
+	m := decode(t, "-mode", "failover")
+	if field(t, m, "mode") != "failover" {
+		t.Fatalf("mode %v", field(t, m, "mode"))
+	}
+	for _, k := range []string{"lost", "duplicated", "corrupt"} {
+		if v := number(t, m, k); v != 0 {
+			t.Errorf("%s = %v (to guest %v, to station %v, guest drops %v, host %v, switch-overs %v)", k, v,
+				field(t, m, "to_guest"), field(t, m, "to_station"), field(t, m, "guest_drops"), field(t, m, "host"), field(t, m, "switch_overs"))
+		}
+	}
+	if number(t, m, "paths.vf.rx") == 0 || number(t, m, "paths.vf.tx") == 0 {
+		t.Errorf("the VF carried nothing: %v", field(t, m, "paths"))
+	}
+	if v, _ := field(t, m, "tcp.checksum_match").(bool); !v {
+		t.Errorf("tcp: %v", field(t, m, "tcp"))
+	}
+	if n := number(t, m, "migrations_done"); n != 2 {
+		t.Errorf("migrations_done = %v", n)
+	}
+}
+
+// TestMigrateSurprise: surprise removals; whatever the stream lost is no
+// more than what the VF's rings held, and each removal reports its bound.
+func TestMigrateSurprise(t *testing.T) {
+	checkGoroutines(t)
+	m := decode(t, "-surprise")
+	var bound float64
+	for i, x := range field(t, m, "migrations").([]any) {
+		mg := x.(map[string]any)
+		sl, ok := mg["surprise_loss"].(map[string]any)
+		if !ok || mg["kind"] != "surprise" {
+			t.Fatalf("migration %d: %v", i, mg)
+		}
+		bound += sl["bound"].(float64)
+		if lost := mg["lost"].(float64); lost > sl["bound"].(float64) {
+			t.Errorf("migration %d lost %v frames, bound %v", i, lost, sl["bound"])
+		}
+	}
+	if lost := number(t, m, "lost"); lost > bound || number(t, m, "lost_outside_migrations") != 0 {
+		t.Errorf("lost %v (outside migrations %v), bound %v", lost, number(t, m, "lost_outside_migrations"), bound)
+	}
+	if number(t, m, "duplicated") != 0 {
+		t.Errorf("duplicated %v", number(t, m, "duplicated"))
+	}
+	if v, _ := field(t, m, "tcp.checksum_match").(bool); !v {
+		t.Errorf("tcp: %v", field(t, m, "tcp"))
 	}
 }

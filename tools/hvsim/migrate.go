@@ -20,7 +20,9 @@ func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "traffic time (at least; it runs until the last migration is done)")
 	fs.IntVar(&cfg.Migrations, "migrations", 2, "live migrations during the run")
 	fs.BoolVar(&cfg.Surprise, "surprise", false, "surprise-remove the VF instead of a planned eject")
-	fs.DurationVar(&cfg.AttachWait, "attach-wait", 200*time.Millisecond, "the guest's wait after a VF attaches before it takes the data path")
+	fs.DurationVar(&cfg.AttachWait, "attach-wait", 2*time.Second, "hn's wait after a VF attaches before it takes the data path (at least 2 s, as FreeBSD)")
+	fs.BoolVar(&cfg.SkipAttachWait, "skip-attach-wait", false, "let hn's clock jump over the attach wait (guest time), so runs with many migrations are short")
+	fs.DurationVar(&cfg.EjectDelay, "eject-delay", 100*time.Millisecond, "host's wait between switching the data path back and ejecting the VF (negative: none)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed for payloads and migration timing")
 	fs.IntVar(&cfg.FrameSize, "frame-size", 256, "stream frame size in bytes")
 	fs.Int64Var(&cfg.TCPBytes, "tcp-bytes", 2<<20, "bytes of each TCP transfer (guest to station and back; 0: none)")
@@ -79,9 +81,11 @@ func summary(w io.Writer, r *testbed.Report) {
 	}
 	fmt.Fprintf(w, "hvsim migrate: %s mode, %d of %d %s migrations in %.2f s of traffic (seed %d)\n",
 		r.Mode, r.MigrationsDone, r.MigrationsRequested, kind, r.TrafficMS/1e3, r.Seed)
-	if !r.VFWired {
-		fmt.Fprintln(w, "  note: the VF is a vPCI test function (no NIC driver yet): every migration ejects and re-adds it, the data path stays synthetic")
+	skipped := ""
+	if r.AttachWaitSkipped {
+		skipped = " (skipped in guest time)"
 	}
+	fmt.Fprintf(w, "  guest VF attach wait %.0f ms%s\n", r.AttachWaitMS, skipped)
 	fmt.Fprintf(w, "  stream: %d frames/s each way, %d bytes each\n", r.RateFPS, r.FrameSize)
 	for _, d := range []struct {
 		name string
@@ -99,8 +103,12 @@ func summary(w io.Writer, r *testbed.Report) {
 		fmt.Fprintf(w, "  tcp %-10s %d of %d bytes in %.0f ms, sha256 %.16s… %s\n", t.Direction, t.Received, t.Bytes, t.ElapsedMS, t.RecvSHA256, ok)
 	}
 	for _, m := range r.Migrations {
-		fmt.Fprintf(w, "  migration %d (%s): withdraw at %.1f ms, VF gone %.1f ms, re-offered %.1f ms, taken back %.1f ms (%.1f ms without VF)\n",
-			m.Index+1, m.Kind, m.WithdrawMS, m.RemovedMS, m.ReofferMS, m.TakenMS, m.SyntheticMS)
+		fmt.Fprintf(w, "  migration %d (%s): withdraw at %.1f ms, VF gone %.1f ms, re-offered %.1f ms, taken back %.1f ms (%.1f ms off the VF), lost %d\n",
+			m.Index+1, m.Kind, m.WithdrawMS, m.RemovedMS, m.ReofferMS, m.TakenMS, m.SyntheticMS, m.Lost)
+		if l := m.SurpriseLoss; l != nil {
+			fmt.Fprintf(w, "    surprise removal could lose %d frames: %d left in the VF's receive ring, %d the VF had taken and dropped as it vanished, %d steered to the removed device\n",
+				l.Bound, l.RxInRing, l.VFDropped, l.RxAfterRemove)
+		}
 	}
 	for _, s := range r.SwitchOvers {
 		fmt.Fprintf(w, "  switch-over %-12s at %8.1f ms: gap %6.0f µs (to guest %.0f, to station %.0f), lost %d\n",
@@ -109,6 +117,12 @@ func summary(w io.Writer, r *testbed.Report) {
 	fmt.Fprintf(w, "  baseline: 99th percentile %.0f µs between delivered frames\n", r.BaselineGapUS)
 	fmt.Fprintf(w, "  host: netvsp tx %d rx %d (rx dropped %d), switch drops %d\n",
 		r.Host.NetvspTxFrames, r.Host.NetvspRxFrames, r.Host.NetvspRxDropped, r.Host.SwitchDrops)
+	if len(r.Host.VFDrops) > 0 || len(r.GuestDrops) > 0 {
+		fmt.Fprintf(w, "  drops: host VF %v, guest %v\n", r.Host.VFDrops, r.GuestDrops)
+	}
+	if r.SequenceExhausted {
+		fmt.Fprintln(w, "  WARNING: a sender ran out of sequence numbers and stopped early")
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "  ERROR: %s\n", r.Error)
 	}

@@ -14,13 +14,14 @@ import (
 func upCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	mode := fs.String("mode", "transparent", "transparent or failover")
-	attachWait := fs.Duration("attach-wait", 200*time.Millisecond, "the guest's VF attach wait")
+	attachWait := fs.Duration("attach-wait", 2*time.Second, "hn's VF attach wait (at least 2 s)")
+	skip := fs.Bool("skip-attach-wait", false, "let hn's clock jump over the attach wait")
 	verbose := fs.Bool("v", false, "log the protocol")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	start := time.Now()
-	tb, err := testbed.New(ctx, testbed.Config{Mode: testbed.Mode(*mode), AttachWait: *attachWait, Migrations: 0, Logger: logger(*verbose)})
+	tb, err := testbed.New(ctx, testbed.Config{Mode: testbed.Mode(*mode), AttachWait: *attachWait, SkipAttachWait: *skip, Logger: logger(*verbose)})
 	if err != nil {
 		return err
 	}

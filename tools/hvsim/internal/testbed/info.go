@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hvguest/hvguest/net/failover"
 	"github.com/hvguest/hvguest/net/ifnet"
 )
 
@@ -31,8 +32,11 @@ func (tb *Testbed) Ifconfig(w io.Writer) {
 				d.VendorID, d.DeviceID, f.Serial(), map[bool]string{true: " (removed)"}[f.Removed()])
 		}
 	}
-	if !vfWired {
-		fmt.Fprintln(w, "note: the VF on the vPCI bus is a test function until the mlx-lite device model and VF driver land; hn0 stays on the synthetic path")
+	st := tb.hn.VFStatus()
+	fmt.Fprintf(w, "hn0: VF mode %v, state %s, VF %q, transmit to %s, attach wait %v\n", st.Mode, st.State, st.VF, st.TxTarget, st.AttachWait)
+	if tb.fo != nil {
+		fmt.Fprintf(w, "failover0: primary %v, standby %v, transmitting on %v\n",
+			tb.fo.Member(failover.Primary), tb.fo.Member(failover.Standby), tb.fo.Active())
 	}
 }
 

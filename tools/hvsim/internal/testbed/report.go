@@ -1,6 +1,12 @@
 package testbed
 
-import "slices"
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/hvguest/hvguest/drivers/mlx/mlxdev"
+)
 
 // Report is the outcome of a run; it marshals to the JSON object that
 // `hvsim migrate --json` prints.
@@ -12,13 +18,20 @@ type Report struct {
 	TrafficMS    float64 `json:"traffic_ms"`
 	Surprise     bool    `json:"surprise"`
 	AttachWaitMS float64 `json:"attach_wait_ms"`
-	VFWired      bool    `json:"vf_wired"`
+	// AttachWaitSkipped: hn's clock jumped over its attach waits.
+	AttachWaitSkipped bool `json:"attach_wait_skipped"`
 
 	FramesSent     uint64 `json:"frames_sent"`
 	FramesReceived uint64 `json:"frames_received"`
 	Lost           uint64 `json:"lost"`
 	Duplicated     uint64 `json:"duplicated"`
 	Corrupt        uint64 `json:"corrupt"`
+	// LostOutsideMigrations: lost frames not attributed to a migration.
+	LostOutsideMigrations uint64 `json:"lost_outside_migrations"`
+	// SequenceExhausted: a sender ran out of sequence numbers before the
+	// traffic ended (the run outlasted its estimate); it stopped sending.
+	SequenceExhausted bool    `json:"sequence_exhausted"`
+	EjectDelayMS      float64 `json:"eject_delay_ms"`
 
 	ToGuest   DirReport `json:"to_guest"`
 	ToStation DirReport `json:"to_station"`
@@ -26,6 +39,9 @@ type Report struct {
 	// side: tx = sent by the guest, rx = received by the guest.
 	Paths map[string]PathCount `json:"paths"`
 	Host  HostReport           `json:"host"`
+	// GuestDrops are the guest interfaces' drop counters
+	// ("interface_reason"), every VF interface of the run included.
+	GuestDrops map[string]uint64 `json:"guest_drops"`
 
 	TCP TCPReport `json:"tcp"`
 
@@ -68,6 +84,13 @@ type HostReport struct {
 	NetvspRxDropped  uint64 `json:"netvsp_rx_dropped"`
 	SwitchDrops      uint64 `json:"switch_drops"`
 	RemoteQueueDrops uint64 `json:"remote_queue_drops"`
+	// VFDrops are the VF device models' drops by direction and reason.
+	VFDrops map[string]uint64 `json:"vf_drops"`
+	// NetvspPathSynthetic and NetvspPathVF count the unicast frames the
+	// host steered to each path; NetvspPathSwitches the host's switches.
+	NetvspPathSynthetic uint64 `json:"netvsp_path_synthetic"`
+	NetvspPathVF        uint64 `json:"netvsp_path_vf"`
+	NetvspPathSwitches  uint64 `json:"netvsp_path_switches"`
 }
 
 // TCPReport sums the TCP transfers.
@@ -86,6 +109,10 @@ type MigrationReport struct {
 	ReofferMS   float64 `json:"reoffer_ms"`
 	TakenMS     float64 `json:"taken_ms"`
 	SyntheticMS float64 `json:"on_synthetic_ms"`
+	// SurpriseLoss bounds what a surprise removal could lose (surprise
+	// only); Lost is what the stream lost in this migration.
+	SurpriseLoss *surpriseLoss `json:"surprise_loss,omitempty"`
+	Lost         uint64        `json:"lost"`
 }
 
 // SwitchReport is one data-path switch-over.
@@ -99,13 +126,18 @@ type SwitchReport struct {
 	Lost           uint64  `json:"lost"` // frames sent in the window and never delivered
 }
 
+// lossLead is how long before a migration began a frame may have been
+// sent and still be in flight (in a ring) when it began.
+const lossLead = 50 * time.Millisecond
+
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
 func (tb *Testbed) report(start, end int64, toGuest, toStation *sender, tcp []TCPResult, log *migrationLog) *Report {
 	cfg := tb.cfg
 	r := &Report{Mode: string(cfg.Mode), Seed: cfg.Seed, RateFPS: cfg.Rate, FrameSize: cfg.FrameSize,
-		TrafficMS: ms(end - start), Surprise: cfg.Surprise, AttachWaitMS: ms(int64(cfg.AttachWait)),
-		VFWired: vfWired, MigrationsRequested: cfg.Migrations, Paths: map[string]PathCount{},
+		TrafficMS: ms(end - start), Surprise: cfg.Surprise, AttachWaitMS: ms(int64(tb.attachWait())), AttachWaitSkipped: cfg.SkipAttachWait,
+		MigrationsRequested: cfg.Migrations, EjectDelayMS: ms(int64(cfg.EjectDelay)),
+		SequenceExhausted: toGuest.sent.Load() >= toGuest.max || toStation.sent.Load() >= toStation.max, Paths: map[string]PathCount{},
 		Migrations: []MigrationReport{}, SwitchOvers: []SwitchReport{}}
 	rxs := [2]*streamRx{tb.toGuest, tb.toStation}
 	txs := [2]*sender{toGuest, toStation}
@@ -144,7 +176,23 @@ func (tb *Testbed) report(start, end int64, toGuest, toStation *sender, tcp []TC
 
 	ns := tb.nic.Stats()
 	r.Host = HostReport{NetvspTxFrames: ns.TxFrames, NetvspRxFrames: ns.RxFrames, NetvspRxDropped: ns.RxDropped,
-		RemoteQueueDrops: tb.remote.queueDrops.Load()}
+		RemoteQueueDrops: tb.remote.queueDrops.Load(), NetvspPathSynthetic: ns.PathSynthetic,
+		NetvspPathVF: ns.PathVF, NetvspPathSwitches: ns.PathSwitches}
+	r.GuestDrops = tb.guestDrops()
+	tb.dropMu.Lock()
+	r.Host.VFDrops = maps.Clone(tb.hostDrops)
+	tb.dropMu.Unlock()
+	if tb.vf != nil { // the VF still offered: its drops so far
+		st := tb.vf.dev.Stats()
+		for d := range mlxdev.NumDropReasons {
+			if n := st.RxDrops[d]; n > 0 {
+				r.Host.VFDrops["vf_rx_"+d.String()] += n
+			}
+			if n := st.TxDrops[d]; n > 0 {
+				r.Host.VFDrops["vf_tx_"+d.String()] += n
+			}
+		}
+	}
 	for _, p := range tb.sw.Ports() {
 		r.Host.SwitchDrops += p.Stats().TotalDrops()
 	}
@@ -185,11 +233,31 @@ func (tb *Testbed) report(start, end int64, toGuest, toStation *sender, tcp []TC
 			m.SyntheticMS = m.TakenMS - m.WithdrawMS
 		}
 	}
+	for _, l := range log.losses {
+		if l.migration < len(r.Migrations) {
+			x := l.rec.loss()
+			r.Migrations[l.migration].SurpriseLoss = &x
+		}
+	}
+	// A migration's loss: stream frames that never arrived, sent from
+	// lossLead before it began (frames already in the VF's rings then)
+	// until lossLead before the next one began (or the end).
+	var inMigrations uint64
+	for i := range r.Migrations {
+		from := start + int64(r.Migrations[i].WithdrawMS*1e6) - int64(lossLead)
+		to := end
+		if i+1 < len(r.Migrations) {
+			to = start + int64(r.Migrations[i+1].WithdrawMS*1e6) - int64(lossLead) - 1
+		}
+		r.Migrations[i].Lost = lostIn(toGuest, tb.toGuest, from, to) + lostIn(toStation, tb.toStation, from, to)
+		inMigrations += r.Migrations[i].Lost
+	}
+	r.LostOutsideMigrations = r.Lost - min(r.Lost, inMigrations)
 	for _, sw := range log.switches {
-		e := min(sw.end, end)
-		g0 := longestGap(sorted[0], sw.start, e)
-		g1 := longestGap(sorted[1], sw.start, e)
-		lost := lostIn(toGuest, tb.toGuest, sw.start, e) + lostIn(toStation, tb.toStation, sw.start, e)
+		s, e := max(sw.start, start), min(sw.end, end)
+		g0 := longestGap(sorted[0], s, e)
+		g1 := longestGap(sorted[1], s, e)
+		lost := lostIn(toGuest, tb.toGuest, s, e) + lostIn(toStation, tb.toStation, s, e)
 		r.SwitchOvers = append(r.SwitchOvers, SwitchReport{Migration: sw.migration, Kind: sw.kind,
 			AtMS: ms(sw.at - start), GapUS: float64(max(g0, g1)) / 1e3,
 			GapToGuestUS: float64(g0) / 1e3, GapToStationUS: float64(g1) / 1e3, Lost: lost})

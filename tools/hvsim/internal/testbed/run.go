@@ -35,11 +35,18 @@ type switchOver struct {
 	at         int64  // when the path changed (host view)
 }
 
+// migrationLoss is what a surprise removal could have lost.
+type migrationLoss struct {
+	migration int
+	rec       *surpriseRecord
+}
+
 // migrationLog is what the migration driver did.
 type migrationLog struct {
 	mu       sync.Mutex
 	events   []event
 	switches []switchOver
+	losses   []migrationLoss
 	done     int
 	err      error
 }
@@ -179,9 +186,16 @@ func (tb *Testbed) migrate(ctx context.Context, rng *rand.Rand, log *migrationLo
 		path := tb.dataPath()
 		t0 := tb.now()
 		log.add(event{migration: i, kind: "withdraw", at: t0})
-		if err := tb.withdrawVF(tb.vf, tb.cfg.Surprise); err != nil {
+		rec, err := tb.withdrawVF(tb.vf, tb.cfg.Surprise)
+		if err != nil {
 			log.err = err
 			return
+		}
+		tb.vf = nil
+		if rec != nil {
+			log.mu.Lock()
+			log.losses = append(log.losses, migrationLoss{migration: i, rec: rec})
+			log.mu.Unlock()
 		}
 		t1 := tb.now()
 		log.add(event{migration: i, kind: "removed", at: t1})
@@ -212,7 +226,7 @@ func (tb *Testbed) migrate(ctx context.Context, rng *rand.Rand, log *migrationLo
 		if tb.dataPath() == PathVF {
 			log.mu.Lock()
 			log.switches = append(log.switches, switchOver{migration: i, kind: "to_vf",
-				start: t3 - int64(tb.cfg.AttachWait/2), end: t3 + int64(settle), at: t3})
+				start: t2, end: t3 + int64(settle), at: t3})
 			log.mu.Unlock()
 		}
 		log.mu.Lock()

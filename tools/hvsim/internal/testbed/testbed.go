@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/hvguest/hvguest/drivers/mlx"
 
 	"github.com/hvguest/hvguest/drivers/netvsc"
 	"github.com/hvguest/hvguest/hyperv/host"
@@ -18,8 +21,8 @@ import (
 	"github.com/hvguest/hvguest/hyperv/tlfs"
 	"github.com/hvguest/hvguest/hyperv/vmbus"
 	"github.com/hvguest/hvguest/kernel"
+	"github.com/hvguest/hvguest/net/failover"
 	"github.com/hvguest/hvguest/net/ifnet"
-	"github.com/hvguest/hvguest/net/packet"
 	"github.com/hvguest/hvguest/pci/hvpci"
 )
 
@@ -61,11 +64,20 @@ type Config struct {
 	Duration   time.Duration // traffic time (default 3 s)
 	Migrations int           // live migrations during the run (default 2; 0: none)
 	Surprise   bool          // surprise-remove the VF instead of a planned eject
-	AttachWait time.Duration // the guest's VF attach wait (default 200 ms)
-	Seed       uint64        // drives payloads and migration timing jitter
-	FrameSize  int           // stream frame size in bytes (default 256)
-	TCPBytes   int64         // bytes per TCP transfer direction (default 2 MiB)
-	Logger     *slog.Logger  // default: discard
+	AttachWait time.Duration // hn's VF attach wait (default and minimum 2 s, as FreeBSD)
+	// SkipAttachWait runs hn on a clock that jumps over its attach wait
+	// (the wait still happens in the guest's time, not in real time).
+	SkipAttachWait bool
+	// EjectDelay is how long the host waits between switching the data
+	// path back (and withdrawing the association) and ejecting the VF
+	// (default 100 ms; negative: none). Azure shows about a second
+	// (spec/vf-modes.md A.9); the guest's VF may still hold received
+	// frames in its rings right after the switch.
+	EjectDelay time.Duration
+	Seed       uint64       // drives payloads and migration timing jitter
+	FrameSize  int          // stream frame size in bytes (default 256)
+	TCPBytes   int64        // bytes per TCP transfer direction (default 2 MiB)
+	Logger     *slog.Logger // default: discard
 }
 
 func (c *Config) defaults() error {
@@ -79,7 +91,12 @@ func (c *Config) defaults() error {
 		c.Duration = 3 * time.Second
 	}
 	if c.AttachWait == 0 {
-		c.AttachWait = 200 * time.Millisecond
+		c.AttachWait = netvsc.DefaultVFAttachWait
+	}
+	if c.EjectDelay == 0 {
+		c.EjectDelay = 100 * time.Millisecond
+	} else if c.EjectDelay < 0 {
+		c.EjectDelay = 0
 	}
 	if c.FrameSize == 0 {
 		c.FrameSize = 256
@@ -113,8 +130,8 @@ func (c *Config) defaults() error {
 // gVisor stack.
 //
 // Ownership: New builds everything and Close tears it down in reverse; the
-// fields are set by New and not changed after, except the VF observer
-// state, which mu guards.
+// fields are set by New and not changed after, except vf (the migration
+// driver's goroutine) and curVF (atomic).
 type Testbed struct {
 	cfg   Config
 	log   *slog.Logger
@@ -126,29 +143,34 @@ type Testbed struct {
 	sw   *vswitch.Switch
 	nic  *netvsp.Device
 	vbus *vpci.Bus
-	vf   *hostVF
+	vf   *hostVF // the VF offered now (the migration driver's)
+	// curVF is the VF whose BAR the guest maps (atomic: read by hvpci).
+	curVF      atomic.Pointer[hostVF]
+	vfErr      atomic.Value // string: the last VF attach failure the guest reported
+	vfAttached atomic.Int64 // VFs the guest's bus driver attached
+
+	dropMu    sync.Mutex
+	hostDrops map[string]uint64  // VF models' drops by reason, summed at release (dropMu)
+	guestIfs  []*ifnet.Interface // guest VF interfaces seen (dropMu)
 
 	// Guest side.
 	reg    *ifnet.Registry
 	drv    *netvsc.Driver
 	pciDrv *hvpci.Driver
+	mlxBus *mlx.BusDriver
+	fo     *failover.Failover // failover mode only
+	clock  *skipClock         // hn's clock with SkipAttachWait, else nil
 	bus    *vmbus.Bus
 	hn     *netvsc.Device
 	gif    *ifnet.Interface // the interface the guest stack and stream use
 	gstack *ipStack
 	guest  *guestStream
-	sub    *ifnet.Subscription
 
 	// The remote station.
 	remote *remote
 	rstack *ipStack
 
 	toGuest, toStation *streamRx
-
-	mu     sync.Mutex
-	vfIfp  *ifnet.Interface // the guest's VF interface now (nil: none)
-	vfObs  *ifnet.Observer
-	vfSeen int // VF interfaces seen attaching
 
 	closeOnce sync.Once
 }
@@ -158,9 +180,20 @@ const (
 	windowBase = 0xF000_0000
 )
 
-// maxFrames is the most frames one direction can send in a run.
+// runTime estimates the longest a run's traffic can last: Duration, or
+// the migrations back to back with their waits if they take longer.
+func (c *Config) runTime() time.Duration {
+	per := baseHold*3/2 + settle + c.EjectDelay + 200*time.Millisecond
+	if !c.SkipAttachWait && c.Mode == ModeTransparent {
+		per += max(c.AttachWait, netvsc.MinVFAttachWait)
+	}
+	return max(c.Duration, leadIn+time.Duration(c.Migrations)*per+tail)
+}
+
+// maxFrames is the most frames one direction can send in a run; a
+// sender that reaches it stops (Report.SequenceExhausted).
 func (c *Config) maxFrames() int {
-	return int(float64(c.Rate)*c.Duration.Seconds()*1.05) + 1024
+	return int(float64(c.Rate)*c.runTime().Seconds()*1.5) + 4096
 }
 
 // New boots the host and the guest: hn0 is up (and, once the VF pieces
@@ -169,7 +202,7 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	tb = &Testbed{cfg: cfg, log: cfg.Logger, epoch: time.Now()}
+	tb = &Testbed{cfg: cfg, log: cfg.Logger, epoch: time.Now(), hostDrops: map[string]uint64{}}
 	defer func() {
 		if err != nil {
 			tb.Close()
@@ -204,8 +237,8 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 	}
 
 	tb.reg = ifnet.NewRegistry()
-	if tb.sub, err = tb.reg.Subscribe(tb.ifnetEvent); err != nil {
-		return tb, err
+	if cfg.SkipAttachWait {
+		tb.clock = newSkipClock()
 	}
 	if tb.drv, err = netvsc.NewDriver(tb.netvscConfig()); err != nil {
 		return tb, err
@@ -214,6 +247,7 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 		Window: func(tlfs.GUID) (hvpci.Window, error) {
 			return hvpci.MMIOWindow(windowBase, tb.vbus.Window(windowBase)), nil
 		},
+		MapBAR: tb.mapBAR,
 		Logger: tb.log.With("side", "guest", "dev", "hvpci"),
 	}); err != nil {
 		return tb, err
@@ -257,8 +291,16 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 }
 
 func (tb *Testbed) netvscConfig() netvsc.Config {
-	return netvsc.Config{Memory: tb.ram, Registry: tb.reg, RecvBufferSize: 4 << 20, SendBufferSize: 1 << 20,
-		RingPages: 64, Timeout: 5 * time.Second, Logger: tb.log.With("side", "guest", "dev", "hn")}
+	c := netvsc.Config{Memory: tb.ram, Registry: tb.reg, RecvBufferSize: 4 << 20, SendBufferSize: 1 << 20,
+		RingPages: 64, Timeout: 5 * time.Second, Logger: tb.log.With("side", "guest", "dev", "hn"),
+		VFAttachWait: tb.cfg.AttachWait}
+	if tb.cfg.Mode == ModeFailover {
+		c.VFMode = netvsc.VFNonTransparent
+	}
+	if tb.clock != nil {
+		c.Clock = tb.clock
+	}
+	return c
 }
 
 // waitHN waits for hn0 in the registry and in the driver's devices.
@@ -290,51 +332,6 @@ func (tb *Testbed) waitHN(ctx context.Context) error {
 // now is the time since the epoch in ns (the streams' clock).
 func (tb *Testbed) now() int64 { return int64(time.Since(tb.epoch)) }
 
-// ifnetEvent follows the guest's VF interface: the per-path observer is
-// installed on each VF that attaches (a plain Ethernet interface whose bus
-// serial is the host's VF serial).
-func (tb *Testbed) ifnetEvent(ev ifnet.Event) {
-	ifp := ev.Interface
-	if ifp == nil || ifp.Kind() != ifnet.KindEthernet {
-		return
-	}
-	if serial, ok := ifp.BusSerial(); !ok || serial != VFSerial {
-		return
-	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	switch ev.Type {
-	case ifnet.EventAttach:
-		if tb.vfObs != nil {
-			tb.vfObs.Stop()
-		}
-		obs, err := ifp.Observe(tb.observeVF)
-		if err != nil {
-			tb.log.Warn("testbed: cannot observe the VF", "if", ifp.Name(), "err", err)
-			return
-		}
-		tb.vfIfp, tb.vfObs = ifp, obs
-		tb.vfSeen++
-	case ifnet.EventDetach:
-		if tb.vfIfp == ifp {
-			tb.vfObs.Stop()
-			tb.vfIfp, tb.vfObs = nil, nil
-		}
-	}
-}
-
-// observeVF marks the stream frames that cross the VF interface: received
-// ones (to the guest) and transmitted ones (to the station).
-func (tb *Testbed) observeVF(_ *ifnet.Interface, dir ifnet.Direction, b *packet.Batch) {
-	rx := tb.toGuest
-	if dir == ifnet.DirOut {
-		rx = tb.toStation
-	}
-	for _, p := range b.Packets() {
-		rx.markVF(p.Bytes())
-	}
-}
-
 // Close stops everything and releases the host and guest.
 func (tb *Testbed) Close() {
 	tb.closeOnce.Do(func() {
@@ -348,17 +345,26 @@ func (tb *Testbed) Close() {
 		if tb.guest != nil {
 			tb.guest.close()
 		}
+		if tb.fo != nil {
+			tb.fo.Close()
+		}
+		if tb.mlxBus != nil {
+			tb.mlxBus.Close(ctx)
+		}
 		if tb.bus != nil {
 			tb.bus.Close(ctx)
-		}
-		if tb.sub != nil {
-			tb.sub.Unsubscribe()
 		}
 		if tb.reg != nil {
 			tb.reg.Close()
 		}
 		if tb.remote != nil {
 			tb.remote.close()
+		}
+		if tb.vf != nil {
+			tb.vf.release(tb)
+		}
+		if tb.clock != nil {
+			tb.clock.close()
 		}
 		if tb.srv != nil {
 			tb.srv.Close()
