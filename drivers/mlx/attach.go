@@ -22,20 +22,21 @@ import (
 // the exact reverse and a failed bring-up unwinds what it did.
 
 const (
-	defaultSQSize   = 1024
-	defaultRQSize   = 512
-	maxQueues       = 4
-	initPoll        = time.Millisecond
-	hwMTUOverhead   = mlxhw.MTUOverhead
-	dbrSlot         = 64 // one cache line per doorbell record
-	rxBufAlign      = 64
-	txRingPerWQEBB  = 1024
-	minTxRingBytes  = 160 << 10
-	asyncEQEntries  = 64
-	cmdEQEntries    = mlxhw.CmdqSlots
-	completionVecs  = 1 // vector 0: command and async EQs; completion EQs use 1..
-	pageChunk       = 1024
-	driverVersionID = "hvguest,mlx,1.0"
+	defaultSQSize    = 1024
+	defaultRQSize    = 512
+	maxQueues        = 4
+	initPoll         = time.Millisecond
+	hwMTUOverhead    = mlxhw.MTUOverhead
+	dbrSlot          = 64 // one cache line per doorbell record
+	rxBufAlign       = 64
+	txRingPerWQEBB   = 1024
+	minTxRingBytes   = 160 << 10
+	asyncEQEntries   = 64
+	cmdEQEntries     = mlxhw.CmdqSlots
+	completionVecs   = 1 // vector 0: command and async EQs; completion EQs use 1..
+	pageChunk        = 1024
+	maxFirmwarePages = 4096 // 16 MiB: far above what the model asks for
+	driverVersionID  = "hvguest,mlx,1.0"
 )
 
 // rssKey is the Toeplitz key programmed into the indirect TIR (the
@@ -468,7 +469,7 @@ func (v *VF) givePages(ctx context.Context, kind uint16) error {
 	if err := v.cmd.exec(ctx, &mlxhw.ObjectIn{Op: mlxhw.OpQueryPages, OpMod: kind}, &q); err != nil {
 		return err
 	}
-	if q.NumPages < 0 || q.NumPages > 1<<16 {
+	if q.NumPages < 0 || q.NumPages > maxFirmwarePages {
 		return fmt.Errorf("%w: device asks for %d pages", ErrDevice, q.NumPages)
 	}
 	return v.pages.give(ctx, v.cmd, int(q.NumPages))
@@ -480,6 +481,11 @@ func (v *VF) servicePages(ctx context.Context) {
 	var err error
 	switch {
 	case n > 0:
+		// An untrusted device does not get to empty guest memory.
+		if room := maxFirmwarePages - v.pages.count(); int(n) > room {
+			v.deviceError("page request", fmt.Errorf("%w: %d more pages asked, %d allowed", ErrDevice, n, max(room, 0)))
+			n = int32(max(room, 0))
+		}
 		err = v.pages.give(ctx, v.cmd, int(n))
 	case n < 0:
 		_, err = v.pages.take(ctx, v.cmd, int(-n), v)
