@@ -54,7 +54,6 @@ type rig struct {
 	devCfg  mlxdev.Config
 	wire    *portWire
 	bdp     atomic.Pointer[BusDriver]
-	baseMem int
 	preAdd  func(*mlxdev.Device) // configures a new device before it is plugged
 }
 
@@ -80,7 +79,6 @@ type rigOpts struct {
 func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
 	r := &rig{t: t, ram: kernel.NewSimRAM(32768), events: make(chan BusEvent, 64), wire: &portWire{}}
-	r.baseMem = r.ram.FreePages()
 	srv, err := host.NewServer(host.Config{Memory: r.ram})
 	if err != nil {
 		t.Fatal(err)
