@@ -190,3 +190,23 @@ func TestIoctls(t *testing.T) {
 	}
 	noViolations(t, r.device())
 }
+
+func TestLinkDownAtAttachAndAdmin(t *testing.T) {
+	r := newRig(t, rigOpts{devCfg: func(c *mlxdev.Config) { c.LinkDown = true }})
+	vf := r.waitVF()
+	ifp := vf.Interface()
+	if ifp.LinkState() != ifnet.LinkDown || ifp.Media().Status&ifnet.MediaActive != 0 || ifp.Media().Active.Speed != 0 {
+		t.Fatalf("link %v media %+v", ifp.LinkState(), ifp.Media())
+	}
+	r.device().SetLink(true)
+	eventually(t, "link up", func() bool { return ifp.LinkState() == ifnet.LinkUp })
+	if m := ifp.Media(); m.Status&ifnet.MediaActive == 0 || m.Active.Speed != 25e9 {
+		t.Fatalf("media %+v", m)
+	}
+	// The hypervisor forces the vport down with the link still up.
+	r.device().SetAdmin(mlxdev.AdminDown)
+	eventually(t, "link down by admin", func() bool { return ifp.LinkState() == ifnet.LinkDown })
+	r.device().SetAdmin(mlxdev.AdminAuto)
+	eventually(t, "link up again", func() bool { return ifp.LinkState() == ifnet.LinkUp })
+	noViolations(t, r.device())
+}
