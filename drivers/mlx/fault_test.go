@@ -199,3 +199,14 @@ func TestCommandTimeoutDuringTeardown(t *testing.T) {
 		t.Fatal("interface still attached")
 	}
 }
+
+// The device vanishes without the bus saying so: the health check sees
+// all-ones registers and stops the VF on its own.
+func TestAllOnesRegistersDetected(t *testing.T) {
+	r := newRig(t, rigOpts{vf: Config{HealthInterval: 10 * time.Millisecond}})
+	vf := r.waitVF()
+	r.up(vf)
+	r.device().SurpriseRemove()
+	eventually(t, "VF stops", func() bool { return vf.Stats().FatalErrors == 1 && vf.Interface().Detached() })
+	eventually(t, "memory released", func() bool { n, _ := vf.dma.live(); return n == 0 && vf.pages.count() == 0 })
+}
