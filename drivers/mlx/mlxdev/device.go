@@ -126,7 +126,9 @@ type Device struct {
 	pcfg   *pci.MemConfig
 	bar    *bar0
 	faults Faults
-	txPool *packet.Pool
+	// txSmall and txPool hold transmitted frames up to txSmallSize and up
+	// to Config.TxFrameSize bytes.
+	txSmall, txPool *packet.Pool
 	// expOff and msixOff are the config offsets of the PCI Express and
 	// MSI-X capabilities (fixed at New).
 	expOff, msixOff int
@@ -221,7 +223,12 @@ func New(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	d := &Device{cfg: cfg, log: kernel.LoggerOr(cfg.Logger), clock: cfg.Clock, txPool: pool, done: make(chan struct{})}
+	small, err := packet.NewPool(packet.PoolConfig{Headroom: 64, Size: txSmallSize})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	d := &Device{cfg: cfg, log: kernel.LoggerOr(cfg.Logger), clock: cfg.Clock, txPool: pool, txSmall: small,
+		done: make(chan struct{})}
 	d.faults.d = d
 	d.bar = &bar0{d: d}
 	if err := d.buildConfig(); err != nil {
@@ -341,7 +348,10 @@ func (d *Device) fire(v uint32) {
 // transmission allocates nothing.
 type txCtx struct{ batches []*packet.Batch }
 
-const txBatchSize = 64
+const (
+	txBatchSize = 64
+	txSmallSize = 2048
+)
 
 func (d *Device) getTxCtx() *txCtx {
 	d.batchMu.Lock()

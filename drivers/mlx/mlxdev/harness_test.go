@@ -63,9 +63,12 @@ type hdma struct{ m kernel.PhysMem }
 func (h hdma) ReadDMA(a uint64, b []byte) error  { return kernel.CopyFromPhys(h.m, b, a) }
 func (h hdma) WriteDMA(a uint64, b []byte) error { return kernel.CopyToPhys(h.m, a, b) }
 
-func newHarness(t testing.TB, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness { return newHarnessSized(t, 4096, mod) }
+
+// newHarnessSized makes a harness with pages of guest RAM.
+func newHarnessSized(t testing.TB, pages int, mod func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, ram: kernel.NewSimRAM(4096), clk: kernel.NewFakeClock(time.Unix(1000, 0)), wire: &testWire{}}
+	h := &harness{t: t, ram: kernel.NewSimRAM(pages), clk: kernel.NewFakeClock(time.Unix(1000, 0)), wire: &testWire{}}
 	cfg := Config{Mem: h.ram, MAC: testMAC, Serial: 7, Clock: h.clk, Wire: h.wire, Strict: true,
 		Interrupt: func(v int) { h.irqs[v].Add(1) }}
 	if mod != nil {

@@ -16,6 +16,8 @@ const (
 	protoTCP     = 6
 	protoUDP     = 17
 	maxLSO       = 1 << 16 // max_lso_cap 16
+	// minMSS bounds the segments of one LSO WQE (sim; Linux's TCP_MIN_MSS).
+	minMSS = 88
 )
 
 var be = binary.BigEndian
@@ -176,7 +178,7 @@ func fillChecksums(f []byte, flags uint8) bool {
 // headers through TCP.
 func (d *Device) lsoLocked(f []byte, inline int, mss uint16) bool {
 	h, ok := parseHdrs(f, false)
-	if !ok || h.l4 == 0 || h.proto != protoTCP || h.fragment || inline < h.l4End || mss == 0 {
+	if !ok || h.l4 == 0 || h.proto != protoTCP || h.fragment || inline < h.l4End || mss < minMSS {
 		return false
 	}
 	hl := h.l4End

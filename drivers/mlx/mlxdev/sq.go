@@ -38,7 +38,7 @@ func (d *Device) sqDoorbellLocked(uar uint32, db mlxhw.SQDoorbell) {
 		d.violate(VioDoorbell, "SQ %#x doorbell for WQE %d not published in the DBR (producer %d, consumer %d)", s.n, db.WQEIndex, p, uint16(s.cons))
 	}
 	for uint16(s.cons) != p && s.state == mlxhw.QueueRDY {
-		d.sendWQELocked(s)
+		d.sendWQELocked(s, p)
 	}
 }
 
@@ -52,14 +52,18 @@ func (d *Device) wqeDSLocked(s *sq, cons uint16) int {
 	return int(b[7] & 0x3f)
 }
 
-// sendWQELocked processes the WQE at s.cons (§7.9 SQ steps 1–5).
-func (d *Device) sendWQELocked(s *sq) {
+// sendWQELocked processes the WQE at s.cons (§7.9 SQ steps 1–5); pc is
+// the DBR's producer counter.
+func (d *Device) sendWQELocked(s *sq, pc uint16) {
 	cons := uint16(s.cons)
 	ds := d.wqeDSLocked(s, cons)
 	off := uint64(uint32(cons)&(s.r.size()-1)) * mlxhw.WQEBBSize
 	w := &d.scratch.sw
 	*w = mlxhw.SendWQE{}
-	if ds == 0 || off+uint64(ds)*mlxhw.DSSize > uint64(s.r.size())*mlxhw.WQEBBSize {
+	// The WQE must be whole: not wrapping the ring edge (the driver pads
+	// with NOPs) and not extending past the published producer counter.
+	if ds == 0 || off+uint64(ds)*mlxhw.DSSize > uint64(s.r.size())*mlxhw.WQEBBSize ||
+		mlxhw.WQEBBs(ds) > int(pc-cons) {
 		d.sqErrorLocked(s, 0, max(ds, 1), mlxhw.SyndLocalQPOp)
 		return
 	}
@@ -106,7 +110,11 @@ func (d *Device) sqErrorLocked(s *sq, opcode uint8, ds int, synd uint8) {
 		SopDropQPN: uint32(opcode)<<24 | s.n}
 	d.cqPostLocked(s.cq, &cqe)
 	d.stats.TxDrops[DropTxError]++
-	s.cons += uint32(mlxhw.WQEBBs(max(ds, 1)))
+	step := uint32(mlxhw.WQEBBs(max(ds, 1)))
+	if pc, good := d.load32(s.dbr + mlxhw.DBRSendOff); good {
+		step = min(step, uint32(uint16(pc)-uint16(s.cons)))
+	}
+	s.cons += step
 	d.flushSQLocked(s)
 	s.state = mlxhw.QueueERR
 }
@@ -189,6 +197,9 @@ func (d *Device) transmitWQELocked(w *mlxhw.SendWQE, segs []mlxhw.DataSeg) (int,
 		buf[14], buf[15] = byte(w.VLANTCI>>8), byte(w.VLANTCI)
 		n += 4
 	}
+	if n < ethHeaderLen {
+		return 0, mlxhw.SyndLocalLength // not even an Ethernet header
+	}
 	frame := buf[:n]
 	if w.Opcode == mlxhw.WQEOpLSO {
 		if !d.lsoLocked(frame, len(w.Inline), w.MSS) {
@@ -221,7 +232,11 @@ func (d *Device) sendFrameLocked(frame []byte) {
 		d.stats.TxDrops[DropLinkDown]++
 		return
 	}
-	p := d.txPool.Get()
+	pool := d.txPool
+	if len(frame) <= txSmallSize {
+		pool = d.txSmall
+	}
+	p := pool.Get()
 	if p == nil || p.AppendBytes(frame) != nil {
 		if p != nil {
 			p.Free()
