@@ -197,8 +197,7 @@ func (d *Device) cmdqAddr() uint64 { return uint64(d.cmdqH)<<32 | uint64(d.cmdqL
 
 // msixState reads the capability's control word and the command register.
 func (d *Device) msixDeliverable() (enabled, maskAll, master bool) {
-	ctl := d.pcfg.Read16(d.msixOff + pci.MSIXFlags)
-	cmd := d.pcfg.Read16(pci.Command)
+	ctl, cmd := d.msixCtl, d.cmdReg
 	return ctl&pci.MSIXFlagsEnable != 0, ctl&pci.MSIXFlagsMaskAll != 0,
 		cmd&(pci.CommandMemory|pci.CommandMaster) == pci.CommandMemory|pci.CommandMaster
 }
@@ -254,6 +253,14 @@ func (d *Device) configWritten(off, size int) {
 		}
 	}
 	d.mu.Lock()
+	d.refreshConfigLocked()
 	d.deliverPendingLocked()
 	d.unlock()
+}
+
+// refreshConfigLocked caches the command register and the MSI-X control
+// word, which every DMA and interrupt consults (mu held).
+func (d *Device) refreshConfigLocked() {
+	d.cmdReg = d.pcfg.Read16(pci.Command)
+	d.msixCtl = d.pcfg.Read16(d.msixOff + pci.MSIXFlags)
 }

@@ -162,6 +162,10 @@ type Device struct {
 	hskip     time.Duration // device time the counter did not count
 	hstallAt  time.Time
 
+	// cmdReg and msixCtl cache the config command register and MSI-X
+	// control word; configWritten refreshes them after every config write.
+	cmdReg, msixCtl uint16
+
 	msix [mlxhw.MSIXVectors]msixEntry
 	pba  uint32
 	irq  uint32 // vectors to fire once mu is released
@@ -237,6 +241,7 @@ func New(cfg Config) (*Device, error) {
 	d.scratch.init()
 	d.mu.Lock()
 	d.epoch = d.clock.Now()
+	d.refreshConfigLocked()
 	d.resetLocked(false)
 	d.link = !cfg.LinkDown
 	d.admin = AdminAuto

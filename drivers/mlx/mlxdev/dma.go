@@ -22,7 +22,7 @@ func (d *Device) dmaAllowed() bool {
 	if d.removed {
 		return false
 	}
-	if d.pcfg.Read16(pci.Command)&pci.CommandMaster == 0 {
+	if d.cmdReg&pci.CommandMaster == 0 {
 		d.violate(VioDMA, "DMA with bus mastering disabled")
 		return false
 	}

@@ -159,6 +159,7 @@ func (d *Device) FLR() {
 	ctl := d.pcfg.Read16(d.msixOff + 2)
 	d.pcfg.Write16(d.msixOff+2, ctl&^0xc000)
 	d.mu.Lock()
+	d.refreshConfigLocked()
 	if !d.removed {
 		d.resetLocked(true)
 	}

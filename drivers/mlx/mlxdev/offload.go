@@ -89,16 +89,28 @@ func parseHdrs(f []byte, checkLen bool) (h hdrs, ok bool) {
 	return h, true
 }
 
-// sum adds b to a one's-complement accumulator.
+// sum adds the big-endian 16-bit words of b to a one's-complement
+// accumulator and returns it folded below 1<<17 (so callers may add a few
+// more terms). It works 8 bytes at a time: a one's-complement sum of
+// 32-bit words folds to the same 16-bit sum.
 func sum(acc uint32, b []byte) uint32 {
-	n := len(b) &^ 1
-	for i := 0; i < n; i += 2 {
-		acc += uint32(b[i])<<8 | uint32(b[i+1])
+	s := uint64(acc)
+	for len(b) >= 8 {
+		v := be.Uint64(b)
+		s += v>>32 + v&0xffffffff
+		b = b[8:]
 	}
-	if len(b)&1 != 0 {
-		acc += uint32(b[n]) << 8
+	for len(b) >= 2 {
+		s += uint64(b[0])<<8 | uint64(b[1])
+		b = b[2:]
 	}
-	return acc
+	if len(b) == 1 {
+		s += uint64(b[0]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return uint32(s)
 }
 
 func fold(acc uint32) uint16 {
@@ -233,14 +245,16 @@ type rxVerdict struct {
 // left in it when stripped) and returns the CQE fields.
 func verify(f []byte) rxVerdict {
 	v := rxVerdict{hdsIPExt: mlxhw.CQEL2OK}
-	l2 := ethHeaderLen
-	if len(f) >= ethHeaderLen+4 && be.Uint16(f[12:]) == etherVLAN {
-		l2 += 4
-	}
-	if len(f) > l2 {
-		v.checksum = fold(sum(0, f[l2:]))
-	}
 	h, ok := parse(f)
+	if !ok || h.l4 == 0 {
+		l2 := ethHeaderLen
+		if len(f) >= ethHeaderLen+4 && be.Uint16(f[12:]) == etherVLAN {
+			l2 += 4
+		}
+		if len(f) > l2 {
+			v.checksum = fold(sum(0, f[l2:]))
+		}
+	}
 	if !ok {
 		return v
 	}
@@ -258,6 +272,9 @@ func verify(f []byte) rxVerdict {
 		return v
 	}
 	n := l4Len(f, &h)
+	// check_sum: the L3 header and L4 sums (one pass over the payload).
+	l4sum := sum(0, f[h.l4:min(len(f), h.l4+max(n, 0))])
+	v.checksum = fold(sum(l4sum, f[h.l3:h.l4]))
 	if n < h.l4End-h.l4 || h.l4+n > len(f) {
 		return v
 	}
@@ -277,7 +294,7 @@ func verify(f []byte) rxVerdict {
 			return v
 		}
 	}
-	if fold(sum(pseudo(f, &h, n), f[h.l4:h.l4+n])) == 0xffff {
+	if fold(pseudo(f, &h, n)+l4sum) == 0xffff {
 		v.hdsIPExt |= mlxhw.CQEL4OK
 	}
 	return v
