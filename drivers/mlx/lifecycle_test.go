@@ -158,7 +158,7 @@ func removal(t *testing.T, eject bool) {
 	var stationFrames uint64
 	eventually(t, "traffic", func() bool {
 		stationFrames = r.st.Stats().Frames
-		return stationFrames > 2000 && sk.n.Load() > 500
+		return stationFrames > 2000 && sk.n.Load() > 50
 	})
 	done := make(chan struct{})
 	go func() {
