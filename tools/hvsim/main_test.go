@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func checkGoroutines(t *testing.T) {
 
 // quickArgs is a short migrate run.
 func quickArgs(extra ...string) []string {
-	return append([]string{"-duration", "1s", "-rate", "2000", "-migrations", "2", "-tcp-bytes", "262144", "-seed", "7", "-skip-attach-wait"}, extra...)
+	return append([]string{"-duration", "1s", "-rate", testRate, "-migrations", "2", "-tcp-bytes", "262144", "-seed", "7", "-skip-attach-wait"}, extra...)
 }
 
 // field walks a decoded JSON object along a dotted path.
@@ -73,7 +74,7 @@ func TestMigrateJSON(t *testing.T) {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
 	}
 	sent := number(t, m, "frames_sent")
-	if sent < 3000 { // 2000 frames/s each way for at least 1 s
+	if r, _ := strconv.Atoi(testRate); sent < float64(r)*1.5 { // testRate frames/s each way for at least 1 s
 		t.Errorf("frames_sent %v", sent)
 	}
 	if got := number(t, m, "frames_received"); got != sent {

@@ -21,7 +21,7 @@ func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.Migrations, "migrations", 2, "live migrations during the run")
 	fs.BoolVar(&cfg.Surprise, "surprise", false, "surprise-remove the VF instead of a planned eject")
 	fs.DurationVar(&cfg.AttachWait, "attach-wait", 2*time.Second, "hn's wait after a VF attaches before it takes the data path (at least 2 s, as FreeBSD)")
-	fs.BoolVar(&cfg.SkipAttachWait, "skip-attach-wait", false, "let hn's clock jump over the attach wait (guest time), so runs with many migrations are short")
+	fs.BoolVar(&cfg.SkipAttachWait, "skip-attach-wait", true, "hn's clock jumps over the attach wait: it passes in guest time, not real time (-skip-attach-wait=false waits for real)")
 	fs.DurationVar(&cfg.EjectDelay, "eject-delay", 100*time.Millisecond, "host's wait between switching the data path back and ejecting the VF (negative: none)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed for payloads and migration timing")
 	fs.IntVar(&cfg.FrameSize, "frame-size", 256, "stream frame size in bytes")

@@ -15,7 +15,7 @@ func upCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	mode := fs.String("mode", "transparent", "transparent or failover")
 	attachWait := fs.Duration("attach-wait", 2*time.Second, "hn's VF attach wait (at least 2 s)")
-	skip := fs.Bool("skip-attach-wait", false, "let hn's clock jump over the attach wait")
+	skip := fs.Bool("skip-attach-wait", true, "hn's clock jumps over the attach wait (-skip-attach-wait=false waits for real)")
 	verbose := fs.Bool("v", false, "log the protocol")
 	if err := fs.Parse(args); err != nil {
 		return err
