@@ -272,6 +272,7 @@ func (d *Device) resetLocked(flr bool) {
 	d.hsynd, d.hextSynd = 0, 0
 	d.pg = pages{}
 	d.caps.reset()
+	d.applyKnobs(&d.caps)
 	d.vport.reset(d.cfg.MAC)
 	d.msix = [mlxhw.MSIXVectors]msixEntry{}
 	for i := range d.msix {
