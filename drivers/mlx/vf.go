@@ -112,15 +112,15 @@ const (
 	workLink = 1 << iota
 	workPages
 	workRecoverSQ
-	workGone
 )
 
 // VF is one attached mlx-lite VF.
 //
 // Ownership: immutable after Attach: cfg, dev, bar, caps, uarOff, the
 // queues (their own types say who touches what). ifp is set once before
-// the interface is attached. cfgMu serializes ioctls and teardown.
-// state changes go through goneOnce/stopOnce. Counters are atomics.
+// the interface is attached. cfgMu serializes ioctls and guards detached;
+// undo belongs to bring-up and then to the one teardown that set detached.
+// State changes go through goneOnce/stopOnce. Counters are atomics.
 type VF struct {
 	cfg    Config
 	dev    Device
