@@ -11,6 +11,7 @@ import (
 	"github.com/hvguest/hvguest/drivers/mlx/mlxdev"
 	"github.com/hvguest/hvguest/net/ifnet"
 	"github.com/hvguest/hvguest/net/packet"
+	"github.com/hvguest/hvguest/pci"
 )
 
 // Teardown, eject and surprise removal: everything is destroyed or
@@ -32,6 +33,24 @@ func TestTeardownReverse(t *testing.T) {
 	st := dev.State()
 	if st.SQs != 2 || st.RQs != 2 || st.RQTs != 1 || st.TIRs != 1 || st.EQs != 4 || st.PagesGiven != 12 {
 		t.Fatalf("device state with 2 queues: %+v", st)
+	}
+	// One MSI-X vector per EQ group (command/async + one per queue), each
+	// programmed with the message the host translated.
+	intrs := r.vbus.Interrupts(r.slot)
+	if len(intrs) != 3 {
+		t.Fatalf("%d interrupts created", len(intrs))
+	}
+	cs := dev.Config()
+	off, _ := pci.FindCapability(cs, pci.CapMSIX)
+	mx, _ := pci.ParseMSIX(cs, off)
+	for i, in := range intrs {
+		e, err := mx.ReadEntry(dev.BAR(0), i)
+		if err != nil || e.Masked || e.Address != in.Translate.Address || e.Data != in.Translate.Data {
+			t.Fatalf("MSI-X entry %d %+v, host translated %+v (%v)", i, e, in.Translate, err)
+		}
+	}
+	if cs.Read16(off+pci.MSIXFlags)&pci.MSIXFlagsEnable == 0 {
+		t.Fatal("MSI-X not enabled")
 	}
 	free, held := r.ram.FreePages(), vfPages(vf)
 	ifp := vf.Interface()
