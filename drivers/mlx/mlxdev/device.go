@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hvguest/hvguest/drivers/mlx/mlxhw"
@@ -133,6 +134,7 @@ type Device struct {
 	// MSI-X capabilities (fixed at New).
 	expOff, msixOff int
 	done            chan struct{} // closed by Close; stops timer goroutines
+	gone            atomic.Bool   // surprise removal (also d.removed, under mu)
 	wg              sync.WaitGroup
 
 	// batches is a free list of transmit batches handed to the wire after
@@ -287,7 +289,51 @@ func (d *Device) buildConfig() error {
 func (d *Device) Serial() uint32 { return d.cfg.Serial }
 
 // Config returns the PCI configuration space.
-func (d *Device) Config() pci.ConfigSpace { return d.pcfg }
+func (d *Device) Config() pci.ConfigSpace { return goneConfig{d} }
+
+// goneConfig is the config space as the bus sees it: after surprise
+// removal reads return all ones and writes are dropped, as for any
+// function that left the bus.
+type goneConfig struct{ d *Device }
+
+func (c goneConfig) Read8(off int) uint8 {
+	if c.d.gone.Load() {
+		return 0xff
+	}
+	return c.d.pcfg.Read8(off)
+}
+
+func (c goneConfig) Read16(off int) uint16 {
+	if c.d.gone.Load() {
+		return 0xffff
+	}
+	return c.d.pcfg.Read16(off)
+}
+
+func (c goneConfig) Read32(off int) uint32 {
+	if c.d.gone.Load() {
+		return 0xffffffff
+	}
+	return c.d.pcfg.Read32(off)
+}
+
+func (c goneConfig) Write8(off int, v uint8) {
+	if !c.d.gone.Load() {
+		c.d.pcfg.Write8(off, v)
+	}
+}
+
+func (c goneConfig) Write16(off int, v uint16) {
+	if !c.d.gone.Load() {
+		c.d.pcfg.Write16(off, v)
+	}
+}
+
+func (c goneConfig) Write32(off int, v uint32) {
+	if !c.d.gone.Load() {
+		c.d.pcfg.Write32(off, v)
+	}
+}
 
 // BAR returns BAR0's registers; nil for any other index.
 func (d *Device) BAR(i int) pci.BAR {

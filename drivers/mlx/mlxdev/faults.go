@@ -144,6 +144,7 @@ func (f *Faults) Clear() {
 func (d *Device) SurpriseRemove() {
 	d.mu.Lock()
 	d.removed = true
+	d.gone.Store(true)
 	d.irq = 0
 	d.mu.Unlock()
 }

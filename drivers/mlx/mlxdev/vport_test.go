@@ -201,6 +201,10 @@ func TestSurpriseRemoval(t *testing.T) {
 	if x.bar.Read64(0) != ^uint64(0) {
 		t.Fatal("Read64")
 	}
+	if x.cfg.Read16(pci.VendorID) != 0xffff || x.cfg.Read32(pci.Command) != 0xffffffff {
+		t.Fatal("config space still answers")
+	}
+	x.cfg.Write16(pci.Command, 0)
 	r := x.exec(simple(mlxhw.OpNOP))
 	if !r.owned {
 		t.Fatal("command completed after removal")
