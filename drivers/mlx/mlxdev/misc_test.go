@@ -2,9 +2,12 @@ package mlxdev
 
 import (
 	"bytes"
+	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hvguest/hvguest/drivers/mlx/mlxhw"
 	"github.com/hvguest/hvguest/pci"
@@ -241,4 +244,38 @@ func TestModifyRQTAndTIRAndCounters(t *testing.T) {
 		t.Fatal("not cleared")
 	}
 	e.noViolations()
+}
+
+// TestCloseStopsTimers: pending command-latency and moderation timers end
+// their goroutines when the device closes.
+func TestCloseStopsTimers(t *testing.T) {
+	base := runtime.NumGoroutine()
+	h := newHarness(t, func(c *Config) { c.CommandLatency = time.Hour })
+	h.pciUp()
+	h.cmdqUp()
+	for i := range 4 {
+		h.post(i, simple(mlxhw.OpNOP).AppendTo(nil), 16, nil)
+	}
+	if h.clk.Timers() < 4 {
+		t.Fatalf("%d timers", h.clk.Timers())
+	}
+	if err := h.dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.dev.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left, %d before", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A closed device ignores its BAR and drops frames.
+	h.bar.Write32(mlxhw.RegCmdDoorbell, 1)
+	deliver(h.dev, tcpFrame(t, mac(testMAC[:]...), 1, 2, nil, true))
+	if s := h.dev.Stats(); s.RxDrops[DropNotReady] != 1 || s.Commands != 0 {
+		t.Fatalf("stats %+v", s)
+	}
 }
