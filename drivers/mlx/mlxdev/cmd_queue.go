@@ -26,7 +26,7 @@ func (d *Device) makeRing(pas []uint64, logPage, logSize uint8, esz uint64) (rin
 	if logPage > 8 {
 		return ring{}, false
 	}
-	r := ring{pas: append([]uint64(nil), pas...), pageSize: 4096 << logPage, logSize: logSize, esz: esz}
+	r := ring{pas: append([]uint64(nil), pas...), pageSize: 4096 << logPage, pageShift: 12 + logPage, logSize: logSize, esz: esz}
 	need := uint64(1)<<logSize*esz + r.pageSize - 1
 	if uint64(len(pas)) < need/r.pageSize {
 		return ring{}, false

@@ -125,17 +125,18 @@ func (a devDMA) WriteDMA(addr uint64, b []byte) error {
 // ring is a queue buffer described by a PAS list: entry i of size esz at
 // byte i*esz, pages of pageSize bytes.
 type ring struct {
-	pas      []uint64
-	pageSize uint64
-	logSize  uint8 // log2 of the entry count
-	esz      uint64
+	pas       []uint64
+	pageSize  uint64
+	pageShift uint8 // log2 of pageSize
+	logSize   uint8 // log2 of the entry count
+	esz       uint64
 }
 
 func (r *ring) size() uint32 { return 1 << r.logSize }
 
 // addr returns the guest address of byte off of the buffer.
 func (r *ring) addr(off uint64) uint64 {
-	return r.pas[off/r.pageSize] + off%r.pageSize
+	return r.pas[off>>r.pageShift] + off&(r.pageSize-1)
 }
 
 // entryAddr returns the address of entry (counter c).
@@ -146,7 +147,7 @@ func (r *ring) entryAddr(c uint32) uint64 {
 // read copies n bytes from byte offset off of the buffer, across pages.
 func (d *Device) ringRead(r *ring, off uint64, b []byte) bool {
 	for len(b) > 0 {
-		in := r.pageSize - off%r.pageSize
+		in := r.pageSize - off&(r.pageSize-1)
 		n := min(uint64(len(b)), in)
 		if !d.dmaRead(r.addr(off), b[:n]) {
 			return false

@@ -2,6 +2,7 @@ package mlxdev
 
 import (
 	"github.com/hvguest/hvguest/drivers/mlx/mlxhw"
+	"github.com/hvguest/hvguest/net/packet"
 )
 
 // The send queue engine (spec §7.9 SQ, §7.10 TX offloads). mu held.
@@ -163,12 +164,73 @@ func (d *Device) setRQStateLocked(r *rq, next uint8) {
 
 // transmitWQELocked gathers a SEND or LSO WQE's frame, applies the
 // offloads and emits the result. It returns the bytes sent, or an error
-// CQE syndrome.
+// CQE syndrome. A SEND that will reach the wire is gathered straight into
+// its packet; LSO, oversize and link-down frames go through scratch.
 func (d *Device) transmitWQELocked(w *mlxhw.SendWQE, segs []mlxhw.DataSeg) (int, uint8) {
 	if d.cfg.RequireL2Inline && len(w.Inline) < ethHeaderLen {
 		return 0, mlxhw.SyndLocalQPOp
 	}
+	total := len(w.Inline)
+	for i := range segs {
+		if segs[i].Inline != nil {
+			total += len(segs[i].Inline)
+		} else {
+			total += int(segs[i].ByteCount)
+		}
+	}
+	if w.VLAN {
+		total += vlanTagSz
+	}
 	buf := d.scratch.frame[:]
+	var p *packet.Packet
+	if w.Opcode == mlxhw.WQEOpSend && total <= d.cfg.TxFrameSize && total >= ethHeaderLen &&
+		d.tx != nil && d.cfg.Wire != nil && d.linkUpLocked() {
+		p = d.txPacket(total)
+		if p != nil {
+			b, err := p.Append(total)
+			if err != nil {
+				p.Free()
+				p = nil
+			} else {
+				buf = b
+			}
+		}
+	}
+	n, synd := d.gatherLocked(w, segs, buf)
+	if synd != 0 {
+		if p != nil {
+			p.Free()
+		}
+		return 0, synd
+	}
+	frame := buf[:n]
+	if w.Opcode == mlxhw.WQEOpLSO {
+		if !d.lsoLocked(frame, len(w.Inline), w.MSS) {
+			return 0, mlxhw.SyndLocalQPOp
+		}
+		return n, 0
+	}
+	if w.CSFlags&(mlxhw.CSL3|mlxhw.CSL4) != 0 && !fillChecksums(frame, w.CSFlags) {
+		d.stats.TxCsumUnsupported++
+	}
+	if p != nil {
+		d.countTx(frame)
+		d.stats.TxPackets++
+		d.stats.TxBytes += uint64(n)
+		d.emit(p)
+		return n, 0
+	}
+	d.sendFrameLocked(frame)
+	return n, 0
+}
+
+// gatherLocked copies a WQE's inline headers and data segments into buf,
+// inserting the VLAN tag when asked, and returns the frame length or an
+// error CQE syndrome.
+func (d *Device) gatherLocked(w *mlxhw.SendWQE, segs []mlxhw.DataSeg, buf []byte) (int, uint8) {
+	if len(w.Inline) > len(buf) {
+		return 0, mlxhw.SyndLocalLength
+	}
 	n := copy(buf, w.Inline)
 	for i := range segs {
 		sg := &segs[i]
@@ -189,37 +251,31 @@ func (d *Device) transmitWQELocked(w *mlxhw.SendWQE, segs []mlxhw.DataSeg) (int,
 		n += bc
 	}
 	if w.VLAN {
-		if n < ethHeaderLen || n+4 > len(buf) {
+		if n < ethHeaderLen || n+vlanTagSz > len(buf) {
 			return 0, mlxhw.SyndLocalLength
 		}
 		copy(buf[16:n+4], buf[12:n])
 		buf[12], buf[13] = 0x81, 0x00
 		buf[14], buf[15] = byte(w.VLANTCI>>8), byte(w.VLANTCI)
-		n += 4
+		n += vlanTagSz
 	}
 	if n < ethHeaderLen {
 		return 0, mlxhw.SyndLocalLength // not even an Ethernet header
 	}
-	frame := buf[:n]
-	if w.Opcode == mlxhw.WQEOpLSO {
-		if !d.lsoLocked(frame, len(w.Inline), w.MSS) {
-			return 0, mlxhw.SyndLocalQPOp
-		}
-		return n, 0
-	}
-	if w.CSFlags&(mlxhw.CSL3|mlxhw.CSL4) != 0 && !fillChecksums(frame, w.CSFlags) {
-		d.stats.TxCsumUnsupported++
-	}
-	d.sendFrameLocked(frame)
 	return n, 0
 }
 
-// sendFrameLocked copies one finished frame into a packet for the wire.
-func (d *Device) sendFrameLocked(frame []byte) {
-	if len(frame) > d.cfg.TxFrameSize {
-		d.stats.TxDrops[DropTxOversize]++
-		return
+// txPacket returns an empty packet for an n-byte frame (nil when the pool
+// cannot give one).
+func (d *Device) txPacket(n int) *packet.Packet {
+	if n <= txSmallSize {
+		return d.txSmall.Get()
 	}
+	return d.txPool.Get()
+}
+
+// countTx counts a frame by destination kind (vport counters).
+func (d *Device) countTx(frame []byte) {
 	switch {
 	case frame[0] == 0xff && frame[1] == 0xff && frame[2] == 0xff && frame[3] == 0xff && frame[4] == 0xff && frame[5] == 0xff:
 		d.stats.TxBroadcast.add(len(frame))
@@ -228,15 +284,20 @@ func (d *Device) sendFrameLocked(frame []byte) {
 	default:
 		d.stats.TxUnicast.add(len(frame))
 	}
+}
+
+// sendFrameLocked copies one finished frame into a packet for the wire.
+func (d *Device) sendFrameLocked(frame []byte) {
+	if len(frame) > d.cfg.TxFrameSize {
+		d.stats.TxDrops[DropTxOversize]++
+		return
+	}
+	d.countTx(frame)
 	if !d.linkUpLocked() {
 		d.stats.TxDrops[DropLinkDown]++
 		return
 	}
-	pool := d.txPool
-	if len(frame) <= txSmallSize {
-		pool = d.txSmall
-	}
-	p := pool.Get()
+	p := d.txPacket(len(frame))
 	if p == nil || p.AppendBytes(frame) != nil {
 		if p != nil {
 			p.Free()
