@@ -54,6 +54,35 @@
 // loads ownership dwords atomically is race-free against the model even when
 // frames arrive on another goroutine.
 //
+// The SQ engine always works in the "reorder" mode of §7.14: on a doorbell
+// it reads the SQ doorbell record first and touches only WQEs the record
+// says exist; a doorbell naming a WQE beyond the record is a violation, and
+// a WQE that extends past the record fails with LOCAL_QP_OP.
+//
+// # Model choices (sim) beyond the spec's letter
+//
+//   - Object numbers (§7.7) are allocated next-fit in disjoint ranges: UAR
+//     8-255, PD 0x10-0x1f (16 PDs, so they never meet TD numbers), TD
+//     0x20-0x2f, mkey index 0x100-0x10f, EQN 1-8, CQN 0x400+, SQN 0x800+,
+//     RQN 0xc00+, TISN 0x1000+, TIRN 0x1400+, RQTN 0x1800+, flow table and
+//     group 0x10+, Q counter 1-15. A number outside its kind's range is
+//     IX_ERR, an unallocated one in range BAD_RES. RES_BUSY guards every
+//     reference (UAR, PD and TD included, and TIRs named by flow entries).
+//   - A command's CMD EQE goes to every EQ that exists when it completes,
+//     including the EQ the command created.
+//   - TX: an LSO MSS below 88 (Linux's TCP_MIN_MSS) or headers not inline
+//     fail with LOCAL_QP_OP; a SEND shorter than an Ethernet header fails with
+//     LOCAL_LENGTH; frames above Config.TxFrameSize (9216) complete but are
+//     dropped (tx_oversize). A doorbell on an SQ in ERR is ignored.
+//   - RX: an RX error CQE (LOCAL_LENGTH, LOCAL_PROT) consumes its WQE and
+//     leaves the RQ RDY. Frames whose 802.1Q tag the switch carries in
+//     packet.Meta are treated as tagged (stripped to the CQE unless vsd).
+//   - MANAGE_PAGES GIVE refuses duplicates and pages outside guest memory
+//     (BAD_PARAM); TEARDOWN_HCA and DISABLE_HCA destroy leftover objects and
+//     count them in DeviceState.DestroyedByReset; pages stay owned until
+//     TAKE (or FLR).
+//   - After surprise removal the config space also reads all ones.
+//
 // # BAR access widths
 //
 // Registers are big-endian dwords; Read32/Write32 carry the register value.
