@@ -234,3 +234,43 @@ func TestTxVLANInsert(t *testing.T) {
 	}
 	x.noViolations()
 }
+
+// TestTxLSOIPv6Tagged: an LSO of a VLAN-tagged IPv6/TCP frame (tag inline
+// in the headers) keeps the tag on every segment and fixes payload_len.
+func TestTxLSOIPv6Tagged(t *testing.T) {
+	x := newTxEnv(t, nil)
+	payload := bytes.Repeat([]byte{1, 2, 3, 4, 5}, 2000) // 10000 bytes
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(testMAC[:]), DstMAC: peerMAC, EthernetType: layers.EthernetTypeDot1Q}
+	tag := &layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeIPv6}
+	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP,
+		SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")}
+	tcp := &layers.TCP{SrcPort: 1, DstPort: 2, Seq: 0xfffff000, ACK: true, PSH: true, FIN: true, Window: 100, DataOffset: 5}
+	_ = tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, eth, tag, ip, tcp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	frame := buf.Bytes()
+	const hdr = 14 + 4 + 40 + 20
+	x.send(frame, hdr, mlxhw.SendWQE{Opcode: mlxhw.WQEOpLSO, MSS: 1000, CSFlags: mlxhw.CSL4})
+	segs := x.wire.take()
+	if len(segs) != 10 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	seq := uint32(0xfffff000)
+	for i, f := range segs {
+		if !checksumsValid(t, f) {
+			t.Fatalf("segment %d checksum", i)
+		}
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		d, _ := p.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q)
+		ip6 := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		tc := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		last := i == 9
+		if d == nil || d.VLANIdentifier != 42 || ip6.Length != 1020 || tc.Seq != seq || tc.FIN != last || tc.PSH != last {
+			t.Fatalf("segment %d: tag %v len %d seq %#x FIN %v", i, d, ip6.Length, tc.Seq, tc.FIN)
+		}
+		seq += 1000 // wraps past 2^32
+	}
+	x.noViolations()
+}
