@@ -14,7 +14,9 @@ import (
 var _ vswitch.Port = (*Device)(nil)
 
 // switchWire sends the device's frames into its switch port.
-type switchWire struct{ port atomic.Pointer[vswitch.SwitchPort] }
+type switchWire struct {
+	port atomic.Pointer[vswitch.SwitchPort]
+}
 
 func (w *switchWire) Transmit(b *packet.Batch) {
 	if p := w.port.Load(); p != nil {
