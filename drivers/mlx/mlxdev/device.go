@@ -146,6 +146,7 @@ type Device struct {
 	mu sync.Mutex
 	// ---- everything below is guarded by mu ----
 	closed  bool
+	gen     uint64 // incremented by every reset; stale timers do nothing
 	phase   Phase
 	removed bool
 	epoch   time.Time // device clock origin (timer, health counter)
@@ -476,6 +477,7 @@ func (d *Device) emit(p *packet.Packet) {
 // device is closed first. Callers hold mu.
 func (d *Device) after(dur time.Duration, f func()) {
 	t := d.clock.NewTimer(dur)
+	gen := d.gen
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -487,7 +489,7 @@ func (d *Device) after(dur time.Duration, f func()) {
 		}
 		d.mu.Lock()
 		tx := d.beginTx()
-		if !d.closed {
+		if !d.closed && d.gen == gen { // an FLR in between cancels it
 			f()
 		}
 		d.endTx(tx)

@@ -266,6 +266,7 @@ func (d *Device) resetLocked(flr bool) {
 	} else {
 		d.objs.reset()
 	}
+	d.gen++
 	d.phase = PhaseReset
 	d.cmdqH, d.cmdqL, d.cmdqSet, d.nicIfc = 0, 0, false, 0
 	d.issi = 0
