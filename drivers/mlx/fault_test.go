@@ -210,3 +210,28 @@ func TestAllOnesRegistersDetected(t *testing.T) {
 	eventually(t, "VF stops", func() bool { return vf.Stats().FatalErrors == 1 && vf.Interface().Detached() })
 	eventually(t, "memory released", func() bool { n, _ := vf.dma.live(); return n == 0 && vf.pages.count() == 0 })
 }
+
+// The whole vPCI bus goes (its VMBus channel is rescinded): the VF stops at
+// once, as for a surprise removal.
+func TestBusRescinded(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	vf := r.waitVF()
+	sk := r.up(vf)
+	tr := startTraffic(t, r, vf, true)
+	eventually(t, "traffic", func() bool { return tr.taken.Load() > 1000 && sk.n.Load() > 10 })
+	// The host takes the device away with its bus.
+	r.device().SurpriseRemove()
+	if _, err := r.srv.Rescind(r.vbus); err != nil {
+		t.Fatal(err)
+	}
+	e := r.nextEvent("detach")
+	tr.halt()
+	if e.Attached || e.VF != vf || !vf.Interface().Detached() {
+		t.Fatalf("event %+v", e)
+	}
+	r.unplugPort()
+	checkAccounting(t, r, vf, r.device(), tr, r.st.Stats().Frames, sk)
+	if n, p := vf.dma.live(); n != 0 || p != 0 {
+		t.Fatalf("VF holds %d regions, %d pages", n, p)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hvguest/hvguest/drivers/mlx/mlxhw"
 	"github.com/hvguest/hvguest/net/ifnet"
+	"github.com/hvguest/hvguest/pci"
 )
 
 // Ioctls the way mlx5e handles them (spec §4.3, §4.4): the MTU goes to
@@ -173,6 +174,10 @@ func (v *VF) Surprise() {
 	v.detached = true
 	v.cfgMu.Unlock()
 	v.qsReady.Store(false)
+	// Should the function still answer (the bus went, not the device),
+	// stop its DMA before the memory goes back: a config write never
+	// blocks, and on a vanished function it is simply dropped.
+	pci.SetCommand(v.dev.Config, 0, pci.CommandMaster)
 	if ifp := v.ifp.Load(); ifp != nil {
 		ifp.SetRunning(false)
 		ifp.SetLinkState(ifnet.LinkDown)
