@@ -46,7 +46,16 @@ func (b *bar0) Read64(off uint64) uint64 {
 	if d.removed {
 		return ^uint64(0)
 	}
+	if isMSIX(off) { // a PCI structure: little-endian quadwords
+		return uint64(d.read32Locked(off+4))<<32 | uint64(d.read32Locked(off))
+	}
 	return uint64(d.read32Locked(off))<<32 | uint64(d.read32Locked(off+4))
+}
+
+// isMSIX reports whether off is in the MSI-X table or PBA, which PCI
+// defines little-endian (the device's own registers are big-endian).
+func isMSIX(off uint64) bool {
+	return off >= mlxhw.MSIXTableOff && off < mlxhw.MSIXPBAOff+8
 }
 
 func (b *bar0) Write32(off uint64, v uint32) {
@@ -77,6 +86,9 @@ func (b *bar0) Write64(off uint64, v uint64) {
 	tx := d.beginTx()
 	if off >= uarAreaStart {
 		d.uarWrite64Locked(off, uint32(v>>32), uint32(v))
+	} else if isMSIX(off) {
+		d.write32Locked(off, uint32(v), false)
+		d.write32Locked(off+4, uint32(v>>32), false)
 	} else {
 		d.write32Locked(off, uint32(v>>32), false)
 		d.write32Locked(off+4, uint32(v), false)

@@ -89,6 +89,8 @@
 // A 64-bit access covers two consecutive registers as a big-endian quadword:
 // Write64(off, v) writes v>>32 to the register at off and uint32(v) to the one
 // at off+4 (so mlxhw.CQArm.Value is written as is), and Read64 is the mirror.
+// The MSI-X table and PBA are PCI structures and little-endian: there a
+// 64-bit access puts the low half at off.
 // Doorbells written as two 32-bit halves are latched on the first dword and
 // acted on at the second (§7.8).
 package mlxdev

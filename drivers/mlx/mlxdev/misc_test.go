@@ -73,6 +73,14 @@ func TestMSIXMasking(t *testing.T) {
 	if ent, _ := m.ReadEntry(e.bar, 6); ent.Address != 0xfee00000 || ent.Data != 6 || ent.Masked {
 		t.Fatalf("entry %+v", ent)
 	}
+	// 64-bit accesses to the table are little-endian (PCI).
+	e.bar.Write64(mlxhw.MSIXTableOff+7*16, 0x00000001_fee01000)
+	if lo, hi := e.bar.Read32(mlxhw.MSIXTableOff+7*16), e.bar.Read32(mlxhw.MSIXTableOff+7*16+4); lo != 0xfee01000 || hi != 1 {
+		t.Fatalf("64-bit table write: %#x %#x", lo, hi)
+	}
+	if v := e.bar.Read64(mlxhw.MSIXTableOff + 7*16); v != 0x00000001_fee01000 {
+		t.Fatalf("64-bit table read %#x", v)
+	}
 	// Function mask, then MSI-X off.
 	eq.poll(true)
 	m.SetMaskAll(e.cfg, true)

@@ -38,7 +38,7 @@ func (r DropReason) String() string {
 
 // Stats are the device's counters (a snapshot from Device.Stats).
 type Stats struct {
-	TxPackets, TxBytes uint64 // frames handed to the wire (or dropped at a down link)
+	TxPackets, TxBytes uint64 // frames handed to the wire
 	TxWQEs             uint64 // send WQEs completed without error
 	TxLSOSegments      uint64
 	TxCsumUnsupported  uint64 // checksum flags on a frame that is not IP/TCP/UDP
