@@ -77,6 +77,15 @@ func TestIdentityAndBAR(t *testing.T) {
 	if hi, lo := h.bar.Read32(mlxhw.RegInternalTimerH), h.bar.Read32(mlxhw.RegInternalTimerL); uint64(hi)<<32|uint64(lo) != uint64(2301*time.Millisecond) {
 		t.Fatalf("timer %d", uint64(hi)<<32|uint64(lo))
 	}
+	// NIC interface state: requested by the driver in bits 10:8, or forced.
+	h.bar.Write32(mlxhw.RegCmdqAddrLSz, uint32(h.cmdq.GPA(0))|mlxhw.NICIfcDisabled<<mlxhw.NICIfcShift)
+	if g := mlxhw.ParseCmdqAddrLSz(h.bar.Read32(mlxhw.RegCmdqAddrLSz)); g.NICIfc != mlxhw.NICIfcDisabled {
+		t.Fatalf("nic_ifc %d", g.NICIfc)
+	}
+	h.dev.Faults().SetNICInterface(mlxhw.NICIfcSWReset)
+	if s := h.dev.State(); s.NICIfc != mlxhw.NICIfcSWReset {
+		t.Fatalf("forced nic_ifc %d", s.NICIfc)
+	}
 	h.dev.Faults().SetHealthSynd(mlxhw.HealthSyndFWErr, 0x1234)
 	if _, s, e := mlxhw.HealthSynd(h.bar.Read32(mlxhw.RegHealthSynd)); s != 1 || e != 0x1234 {
 		t.Fatalf("synd %d ext %#x", s, e)
