@@ -43,7 +43,7 @@ func (d *Device) sqDoorbellLocked(uar uint32, db mlxhw.SQDoorbell) {
 	}
 }
 
-// wqeHeader reads the control segment of the WQE at the SQ's consumer and
+// wqeDSLocked reads the control segment of the WQE at the SQ's consumer and
 // returns its DS count (0 when it cannot be read).
 func (d *Device) wqeDSLocked(s *sq, cons uint16) int {
 	b := d.scratch.wqe[:mlxhw.DSSize]
