@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 	"github.com/hvguest/hvguest/kernel"
 )
 
-func demo(log *slog.Logger, packets, size int) error {
+func demo(w io.Writer, log *slog.Logger, packets, size int) error {
 	ram := kernel.NewSimRAM(16384)
 	srv, err := host.NewServer(host.Config{Memory: ram, Logger: log.With("side", "host")})
 	if err != nil {
@@ -33,12 +34,12 @@ func demo(log *slog.Logger, packets, size int) error {
 	if err := srv.AddDevice(dev); err != nil {
 		return err
 	}
-	fmt.Println("host: simulated Hyper-V host up, offering the echo device", echo.ClassGUID)
-	if err := runGuest(log, pair.Guest(), ram, packets, size); err != nil {
+	fmt.Fprintln(w, "host: simulated Hyper-V host up, offering the echo device", echo.ClassGUID)
+	if err := runGuest(w, log, pair.Guest(), ram, packets, size); err != nil {
 		return err
 	}
 	st := dev.Stats()
-	fmt.Printf("host: echo device saw %d packets, %d bytes, sent %d replies, %d errors\n", st.Packets, st.Bytes, st.Replies, st.Errors)
+	fmt.Fprintf(w, "host: echo device saw %d packets, %d bytes, sent %d replies, %d errors\n", st.Packets, st.Bytes, st.Replies, st.Errors)
 	return nil
 }
 
@@ -48,7 +49,7 @@ func (o offers) Add(x *vmbus.Offer)  { o <- x }
 func (o offers) Remove(*vmbus.Offer) {}
 
 // runGuest connects with only the echo driver and runs the echo.
-func runGuest(log *slog.Logger, port synic.GuestPort, mem kernel.Memory, packets, size int) error {
+func runGuest(w io.Writer, log *slog.Logger, port synic.GuestPort, mem kernel.Memory, packets, size int) error {
 	ctx := context.Background()
 	found := make(offers, 1)
 	bus, err := vmbus.Connect(ctx, vmbus.Config{Port: port, Memory: mem, Logger: log.With("side", "guest")},
@@ -57,12 +58,12 @@ func runGuest(log *slog.Logger, port synic.GuestPort, mem kernel.Memory, packets
 		return err
 	}
 	defer bus.Close(ctx)
-	fmt.Printf("guest: connected, VMBus protocol %v\n", bus.Version())
-	return runEcho(found, packets, size)
+	fmt.Fprintf(w, "guest: connected, VMBus protocol %v\n", bus.Version())
+	return runEcho(w, found, packets, size)
 }
 
 // runEcho opens the offered echo channel and measures round trips.
-func runEcho(found offers, packets, size int) error {
+func runEcho(w io.Writer, found offers, packets, size int) error {
 	ctx := context.Background()
 	var o *vmbus.Offer
 	select {
@@ -70,7 +71,7 @@ func runEcho(found offers, packets, size int) error {
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("no echo device offered")
 	}
-	fmt.Printf("guest: offer relid %d class %v instance %v\n", o.RelID(), o.ClassID(), o.InstanceID())
+	fmt.Fprintf(w, "guest: offer relid %d class %v instance %v\n", o.RelID(), o.ClassID(), o.InstanceID())
 	got := make(chan int, 1)
 	var n int
 	ch, err := o.Open(ctx, vmbus.OpenOptions{SendPages: 64, RecvPages: 64,
@@ -109,7 +110,7 @@ func runEcho(found offers, packets, size int) error {
 	}
 	el := time.Since(start)
 	st := ch.Stats()
-	fmt.Printf("guest: %d packets of %d bytes echoed in %v: %.0f ns/packet, %.0f packets/s (%d signals to host, %d ring-full waits)\n",
+	fmt.Fprintf(w, "guest: %d packets of %d bytes echoed in %v: %.0f ns/packet, %.0f packets/s (%d signals to host, %d ring-full waits)\n",
 		packets, size, el.Round(time.Millisecond), float64(el.Nanoseconds())/float64(packets),
 		float64(packets)/el.Seconds(), st.TxSignals, st.TxFullWaits)
 	return o.Close(ctx)

@@ -60,7 +60,7 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	case "up":
 		return upCmd(ctx, args, out)
 	case "demo", "serve", "guest":
-		return echoFamily(cmd, args)
+		return echoFamily(ctx, cmd, args, out)
 	case "help", "-h", "--help":
 		usage(out)
 		return nil
@@ -79,12 +79,13 @@ func logger(verbose bool) *slog.Logger {
 }
 
 // echoFamily runs demo, serve and guest, which share their flags.
-func echoFamily(cmd string, args []string) error {
+func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	packets := fs.Int("packets", 100000, "packets to echo (0: skip the echo)")
 	size := fs.Int("size", 1024, "payload bytes per packet")
 	shm := fs.String("shm", "", "shared memory file (e.g. /dev/shm/hvsim)")
 	pages := fs.Int("pages", 16384, "guest RAM pages in the shared file")
+	tap := fs.String("tap", "", "serve: uplink the switch to this TAP device (needs CAP_NET_ADMIN)")
 	verbose := fs.Bool("v", false, "log the protocol")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -92,10 +93,10 @@ func echoFamily(cmd string, args []string) error {
 	log := logger(*verbose)
 	switch cmd {
 	case "demo":
-		return demo(log, *packets, *size)
+		return demo(out, log, *packets, *size)
 	case "serve":
-		return serve(log, *shm, *pages)
+		return serve(ctx, out, log, *shm, *pages, *tap)
 	default:
-		return guest(log, *shm, *packets, *size)
+		return guest(out, log, *shm, *packets, *size)
 	}
 }

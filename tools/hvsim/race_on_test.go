@@ -8,3 +8,5 @@ package main
 // (512 buffers) and hn's receive buffer, so what the tests assert is the
 // migration's loss, not an overloaded guest's.
 const testRate = "300"
+
+const raceEnabled = true

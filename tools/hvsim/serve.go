@@ -8,11 +8,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/signal"
 	"time"
 
 	"github.com/hvguest/hvguest/drivers/netvsc"
@@ -35,7 +34,7 @@ var (
 	serveGuestIP    = netip.MustParseAddr("192.0.2.1")
 )
 
-func serve(log *slog.Logger, path string, pages int) error {
+func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, pages int, tap string) error {
 	if path == "" {
 		return fmt.Errorf("%w: serve needs -shm FILE", errUsage)
 	}
@@ -60,6 +59,20 @@ func serve(log *slog.Logger, path string, pages int) error {
 	}
 	sw := vswitch.New(vswitch.Config{})
 	defer sw.Close()
+	// The station is on the switch before the NIC is offered: the guest
+	// may open the NIC and send at once.
+	st, err := vswitch.NewStation(sw, vswitch.StationConfig{Name: "station", MAC: serveStationMAC, IP: serveStationIP})
+	if err != nil {
+		return err
+	}
+	if tap != "" {
+		tp, err := vswitch.NewTAPPort(sw, vswitch.TAPConfig{Name: tap})
+		if err != nil {
+			return fmt.Errorf("serve: TAP uplink %s: %w", tap, err)
+		}
+		defer tp.Close()
+		fmt.Fprintf(w, "host: switch uplinked to TAP %s (give it an address in 192.0.2.0/24 to reach the guest)\n", tap)
+	}
 	nic, err := netvsp.New(netvsp.Config{MAC: testbed.GuestMAC, Switch: sw, Logger: log.With("side", "host", "dev", "netvsp")})
 	if err != nil {
 		return err
@@ -67,31 +80,24 @@ func serve(log *slog.Logger, path string, pages int) error {
 	if err := srv.AddDevice(nic); err != nil {
 		return err
 	}
-	st, err := vswitch.NewStation(sw, vswitch.StationConfig{Name: "station", MAC: serveStationMAC, IP: serveStationIP})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("host: serving %s (%d pages of guest RAM): echo device, synthetic NIC %v on a switch with station %v (%v)\n",
+	fmt.Fprintf(w, "host: serving %s (%d pages of guest RAM): echo device, synthetic NIC %v on a switch with station %v (%v)\n",
 		path, pages, testbed.GuestMAC, serveStationIP, serveStationMAC)
-	fmt.Printf("host: run: hvsim guest -shm %s\n", path)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt)
-	defer signal.Stop(sig)
+	fmt.Fprintf(w, "host: run: hvsim guest -shm %s\n", path)
 	select {
 	case <-sh.Done():
-		fmt.Println("host: guest detached")
-	case <-sig:
+		fmt.Fprintln(w, "host: guest detached")
+	case <-ctx.Done():
 	}
 	es := dev.Stats()
-	fmt.Printf("host: echo device saw %d packets, %d bytes, sent %d replies, %d errors\n", es.Packets, es.Bytes, es.Replies, es.Errors)
+	fmt.Fprintf(w, "host: echo device saw %d packets, %d bytes, sent %d replies, %d errors\n", es.Packets, es.Bytes, es.Replies, es.Errors)
 	ns, ss := nic.Stats(), st.Stats()
-	fmt.Printf("host: netvsp tx %d rx %d frames; station got %d frames, sent %d ARP replies\n", ns.TxFrames, ns.RxFrames, ss.Frames, ss.ARPReplies)
+	fmt.Fprintf(w, "host: netvsp tx %d rx %d frames; station got %d frames, sent %d ARP replies\n", ns.TxFrames, ns.RxFrames, ss.Frames, ss.ARPReplies)
 	return nil
 }
 
 // guest attaches to `hvsim serve`: echo round trips, then hn0 up, printed,
 // and an ARP exchange with the host's station through it.
-func guest(log *slog.Logger, path string, packets, size int) error {
+func guest(w io.Writer, log *slog.Logger, path string, packets, size int) error {
 	if path == "" {
 		return fmt.Errorf("%w: guest needs -shm FILE", errUsage)
 	}
@@ -103,7 +109,8 @@ func guest(log *slog.Logger, path string, packets, size int) error {
 	ctx := context.Background()
 	reg := ifnet.NewRegistry()
 	defer reg.Close()
-	drv, err := netvsc.NewDriver(netvsc.Config{Memory: sg.RAM(), Registry: reg, Logger: log.With("side", "guest", "dev", "hn")})
+	drv, err := netvsc.NewDriver(netvsc.Config{Memory: sg.RAM(), Registry: reg, RecvBufferSize: 4 << 20, SendBufferSize: 1 << 20,
+		Logger: log.With("side", "guest", "dev", "hn")})
 	if err != nil {
 		return err
 	}
@@ -114,9 +121,9 @@ func guest(log *slog.Logger, path string, packets, size int) error {
 		return err
 	}
 	defer bus.Close(ctx)
-	fmt.Printf("guest: connected, VMBus protocol %v\n", bus.Version())
+	fmt.Fprintf(w, "guest: connected, VMBus protocol %v\n", bus.Version())
 	if packets > 0 {
-		if err := runEcho(found, packets, size); err != nil {
+		if err := runEcho(w, found, packets, size); err != nil {
 			return err
 		}
 	}
@@ -136,13 +143,13 @@ func guest(log *slog.Logger, path string, packets, size int) error {
 		return err
 	}
 	info := hn.Info()
-	fmt.Printf("guest: %s up: NVSP %v, %v\n", ifp.Name(), info.NVSP, info.NDIS)
-	testbed.WriteIfconfig(os.Stdout, ifp, "")
+	fmt.Fprintf(w, "guest: %s up: NVSP %v, %v\n", ifp.Name(), info.NVSP, info.NDIS)
+	testbed.WriteIfconfig(w, ifp, "")
 	mac, rtt, err := arping(ifp, serveGuestIP, serveStationIP)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("guest: ARP through %s: %v is-at %v (%v)\n", ifp.Name(), serveStationIP, mac, rtt.Round(time.Microsecond))
+	fmt.Fprintf(w, "guest: ARP through %s: %v is-at %v (%v)\n", ifp.Name(), serveStationIP, mac, rtt.Round(time.Microsecond))
 	return nil
 }
 

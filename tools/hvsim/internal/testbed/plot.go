@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -93,14 +95,18 @@ func (r *Report) Plot(path string) error {
 	}
 	var lx plotter.XYLabels
 	legend := map[string]bool{}
+	every := 1 + r.MigrationsDone/15 // label at most about 15 migrations
 	for _, e := range r.events {
 		var c color.Color
 		var label string
 		switch e.kind {
 		case "withdraw":
-			c, label = colWithdraw, fmt.Sprintf("M%d out", e.migration+1)
+			c = colWithdraw
+			if e.migration%every == 0 {
+				label = fmt.Sprintf("M%d", e.migration+1)
+			}
 		case "taken":
-			c, label = colReturn, fmt.Sprintf("M%d VF back", e.migration+1)
+			c = colReturn
 		default:
 			continue
 		}
@@ -116,10 +122,12 @@ func (r *Report) Plot(path string) error {
 			legend[name] = true
 			p.Legend.Add(name, l)
 		}
-		lx.XYs = append(lx.XYs, plotter.XY{X: x, Y: ymax * (1.07 + 0.05*float64(len(lx.XYs)%2))})
-		lx.Labels = append(lx.Labels, label)
+		if label != "" {
+			lx.XYs = append(lx.XYs, plotter.XY{X: x, Y: ymax * 1.08})
+			lx.Labels = append(lx.Labels, label)
+		}
 	}
-	if len(lx.XYs) > 0 && len(lx.XYs) <= 40 {
+	if len(lx.XYs) > 0 {
 		labels, err := plotter.NewLabels(lx)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrPlot, err)
@@ -132,9 +140,33 @@ func (r *Report) Plot(path string) error {
 	}
 	p.Legend.Top = true
 	p.Y.Min = 0
-	p.Y.Max = ymax * 1.2
+	p.Y.Max = ymax * 1.45 // room for the labels and the legend above the data
+	p.X.Tick.Marker = secondsTicker{}
 	if err := p.Save(12*vg.Inch, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("%w: %v", ErrPlot, err)
 	}
 	return nil
+}
+
+// secondsTicker puts a major tick every 0.1, 0.2, 0.5, 1, 2, 5 or 10 s,
+// whichever gives about ten ticks, and minor ticks between them.
+type secondsTicker struct{}
+
+func (secondsTicker) Ticks(lo, hi float64) []plot.Tick {
+	step := 10.0
+	for _, s := range []float64{0.1, 0.2, 0.5, 1, 2, 5, 10} {
+		if (hi-lo)/s <= 12 {
+			step = s
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for i := math.Ceil(lo/step*2) / 2; i*step <= hi+1e-9; i += 0.5 {
+		t := plot.Tick{Value: i * step}
+		if math.Mod(i, 1) == 0 {
+			t.Label = strconv.FormatFloat(i*step, 'f', -1, 64)
+		}
+		ticks = append(ticks, t)
+	}
+	return ticks
 }
