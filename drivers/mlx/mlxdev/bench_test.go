@@ -114,3 +114,55 @@ func BenchmarkRxDeliver(b *testing.B) {
 		})
 	}
 }
+
+// TestDataPathAllocs: steady-state transmit and receive of a batch
+// allocate nothing.
+func TestDataPathAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation count")
+	}
+	x := newTxEnv(t, func(c *Config) { c.Wire = discardWire{}; c.Strict = false })
+	rcq := x.createCQ(10, x.eq.n)
+	rq := x.createRQ(rcq, 10, false)
+	rq.fill(1 << 10)
+	x.directTIR(rq.n)
+	frame := tcpFrame(t, peerMAC, 1, 2, make([]byte, 1000), false)
+	copy(x.data, frame[14:])
+	seg := []mlxhw.DataSeg{{ByteCount: uint32(len(frame) - 14), LKey: x.lkey, Addr: x.base}}
+	w := mlxhw.SendWQE{Opcode: mlxhw.WQEOpSend, FmCeSe: mlxhw.CECQEAlways, CSFlags: mlxhw.CSL3 | mlxhw.CSL4, Inline: frame[:14], SQN: x.sq.n}
+	uar := mlxhw.UAROffset(x.uar) + mlxhw.UARBFOffset
+	rx := tcpFrame(t, mac(testMAC[:]...), 1, 2, make([]byte, 1000), true)
+	pool := packet.MustPool(packet.PoolConfig{Size: 2048})
+	batch := packet.NewBatch(benchBatch)
+	mask := uint32(1)<<x.sq.logSize - 1
+	step := func() {
+		var last uint16
+		for range benchBatch {
+			last = x.sq.pc
+			w.WQEIndex = x.sq.pc
+			n, _ := mlxhw.PutSendWQE(x.sq.buf.Bytes[int(uint32(x.sq.pc)&mask)*64:], &w, seg)
+			x.sq.pc += uint16(n)
+		}
+		storeBE32(x.sq.dbr[4:], uint32(x.sq.pc))
+		dw0, dw1 := mlxhw.SQDoorbellWords(x.sq.buf.Bytes[int(uint32(last)&mask)*64:])
+		x.bar.Write64(uar, uint64(dw0)<<32|uint64(dw1))
+		x.cq.cc += benchBatch
+		storeBE32(x.cq.dbr, x.cq.cc&0xffffff)
+		pool.GetBatch(batch, benchBatch)
+		for _, p := range batch.Packets() {
+			_ = p.SetBytes(rx)
+		}
+		x.dev.Deliver(batch)
+		rcq.cc += benchBatch
+		storeBE32(rcq.dbr, rcq.cc&0xffffff)
+		rq.pc += benchBatch
+		storeBE32(rq.dbr, uint32(rq.pc))
+	}
+	step() // warm the pools and free lists
+	if a := testing.AllocsPerRun(50, step); a != 0 {
+		t.Fatalf("%v allocations per batch of %d TX + %d RX", a, benchBatch, benchBatch)
+	}
+	if s := x.dev.Stats(); s.TxPackets != 52*benchBatch || s.RxPackets != 52*benchBatch {
+		t.Fatalf("tx %d rx %d", s.TxPackets, s.RxPackets)
+	}
+}
