@@ -186,7 +186,7 @@ func (tb *Testbed) migrate(ctx context.Context, rng *rand.Rand, log *migrationLo
 		path := tb.dataPath()
 		t0 := tb.now()
 		log.add(event{migration: i, kind: "withdraw", at: t0})
-		rec, err := tb.withdrawVF(tb.vf, tb.cfg.Surprise)
+		switched, rec, err := tb.withdrawVF(tb.vf, tb.cfg.Surprise)
 		if err != nil {
 			log.err = err
 			return
@@ -202,7 +202,7 @@ func (tb *Testbed) migrate(ctx context.Context, rng *rand.Rand, log *migrationLo
 		if path == PathVF {
 			log.mu.Lock()
 			log.switches = append(log.switches, switchOver{migration: i, kind: "to_synthetic",
-				start: t0 - int64(gapLookback), end: t1 + int64(settle), at: t1})
+				start: t0 - int64(gapLookback), end: max(t1, switched+int64(settle)), at: switched})
 			log.mu.Unlock()
 		}
 		hold := baseHold/2 + time.Duration(rng.Int64N(int64(baseHold)))

@@ -36,6 +36,20 @@ func newGuestStream(ifp *ifnet.Interface, rx *streamRx, now func() int64) (*gues
 }
 
 func (g *guestStream) input(_ *ifnet.Interface, b *packet.Batch) {
+	if g.filter(b) == 0 {
+		return
+	}
+	ov := g.ov.Load()
+	for ov == nil { // published just after OverrideInput returned
+		runtime.Gosched()
+		ov = g.ov.Load()
+	}
+	ov.Next(b)
+}
+
+// filter takes the stream frames out of b (recording and freeing them)
+// and returns how many other frames are left in it.
+func (g *guestStream) filter(b *packet.Batch) int {
 	now := g.now()
 	pk := b.Packets()
 	keep := 0
@@ -49,15 +63,7 @@ func (g *guestStream) input(_ *ifnet.Interface, b *packet.Batch) {
 		keep++
 	}
 	b.Truncate(keep)
-	if keep == 0 {
-		return
-	}
-	ov := g.ov.Load()
-	for ov == nil { // published just after OverrideInput returned
-		runtime.Gosched()
-		ov = g.ov.Load()
-	}
-	ov.Next(b)
+	return keep
 }
 
 func (g *guestStream) close() {

@@ -198,34 +198,39 @@ func (r *surpriseRecord) loss() surpriseLoss {
 // wait Config.EjectDelay, then eject the vPCI function, which returns after
 // the guest's EJECTION_COMPLETE. With surprise set the device vanishes first (its rings
 // with it); the host then switches back and removes the function.
-func (tb *Testbed) withdrawVF(vf *hostVF, surprise bool) (*surpriseRecord, error) {
+//
+// It returns when the host had switched the data path back (ns since the
+// epoch) and, for a surprise removal, the record its loss bound comes from.
+func (tb *Testbed) withdrawVF(vf *hostVF, surprise bool) (switched int64, rec *surpriseRecord, err error) {
 	defer tb.curVF.CompareAndSwap(vf, nil)
 	guestVF := tb.guestVF()
 	tb.noteInterface(guestVF)
 	if !surprise {
 		tb.nic.SetVF(false, VFSerial)
+		switched = tb.now()
 		time.Sleep(tb.cfg.EjectDelay)
 		if err := tb.vbus.Eject(vf.slot); err != nil {
-			return nil, fmt.Errorf("%w: eject VF %d: %v", ErrMigrate, vf.index, err)
+			return switched, nil, fmt.Errorf("%w: eject VF %d: %v", ErrMigrate, vf.index, err)
 		}
 		vf.release(tb)
-		return nil, nil
+		return switched, nil, nil
 	}
 	vf.dev.SurpriseRemove()
-	rec := &surpriseRecord{dev: vf.dev, devRx: vf.dev.Stats().RxPackets, guestVF: guestVF}
+	rec = &surpriseRecord{dev: vf.dev, devRx: vf.dev.Stats().RxPackets, guestVF: guestVF}
 	tb.nic.SetVF(false, VFSerial)
+	switched = tb.now()
 	if err := tb.vbus.Remove(vf.slot); err != nil {
-		return nil, fmt.Errorf("%w: surprise-remove VF %d: %v", ErrMigrate, vf.index, err)
+		return switched, nil, fmt.Errorf("%w: surprise-remove VF %d: %v", ErrMigrate, vf.index, err)
 	}
 	if guestVF != nil {
 		select {
 		case <-guestVF.Gone():
 		case <-time.After(5 * time.Second):
-			return nil, fmt.Errorf("%w: the guest did not notice VF %d's removal", ErrMigrate, vf.index)
+			return switched, nil, fmt.Errorf("%w: the guest did not notice VF %d's removal", ErrMigrate, vf.index)
 		}
 	}
 	vf.release(tb)
-	return rec, nil
+	return switched, rec, nil
 }
 
 // noteInterface remembers a guest VF's interface so the report can sum
