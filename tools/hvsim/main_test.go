@@ -106,6 +106,11 @@ func TestMigrateJSON(t *testing.T) {
 	if v := number(t, m, "host.netvsp_path_vf"); v == 0 {
 		t.Error("the host steered nothing to the VF")
 	}
+	// hn's own per-path counters agree that the VF carried traffic (they
+	// count TCP too, so at least the stream's frames).
+	if tx, rx := number(t, m, "guest.hn_vf_tx"), number(t, m, "guest.hn_vf_rx"); tx < number(t, m, "paths.vf.tx") || rx < number(t, m, "paths.vf.rx") {
+		t.Errorf("hn counted VF tx %v rx %v, the stream alone took %v and %v", tx, rx, number(t, m, "paths.vf.tx"), number(t, m, "paths.vf.rx"))
+	}
 	if v, ok := field(t, m, "tcp.checksum_match").(bool); !ok || !v {
 		t.Errorf("tcp.checksum_match = %v", field(t, m, "tcp.checksum_match"))
 	}
@@ -233,6 +238,12 @@ func TestMigrateFailover(t *testing.T) {
 	}
 	if number(t, m, "paths.vf.rx") == 0 || number(t, m, "paths.vf.tx") == 0 {
 		t.Errorf("the VF carried nothing: %v", field(t, m, "paths"))
+	}
+	if tx := number(t, m, "guest.failover_primary_tx"); tx < number(t, m, "paths.vf.tx") {
+		t.Errorf("the aggregate sent %v through its primary, the stream alone %v", tx, number(t, m, "paths.vf.tx"))
+	}
+	if f := number(t, m, "guest.failovers"); f < 4 { // off the VF and back, twice
+		t.Errorf("%v failovers for 2 migrations", f)
 	}
 	if v, _ := field(t, m, "tcp.checksum_match").(bool); !v {
 		t.Errorf("tcp: %v", field(t, m, "tcp"))

@@ -115,8 +115,16 @@ func summary(w io.Writer, r *testbed.Report) {
 			s.Kind, s.AtMS, s.GapUS, s.GapToGuestUS, s.GapToStationUS, s.Lost)
 	}
 	fmt.Fprintf(w, "  baseline: 99th percentile %.0f µs between delivered frames\n", r.BaselineGapUS)
-	fmt.Fprintf(w, "  host: netvsp tx %d rx %d (rx dropped %d), switch drops %d\n",
-		r.Host.NetvspTxFrames, r.Host.NetvspRxFrames, r.Host.NetvspRxDropped, r.Host.SwitchDrops)
+	fmt.Fprintf(w, "  host: netvsp tx %d rx %d (rx dropped %d), steered to synthetic %d, to VF %d, %d path switches; switch drops %d\n",
+		r.Host.NetvspTxFrames, r.Host.NetvspRxFrames, r.Host.NetvspRxDropped, r.Host.NetvspPathSynthetic,
+		r.Host.NetvspPathVF, r.Host.NetvspPathSwitches, r.Host.SwitchDrops)
+	g := r.Guest
+	fmt.Fprintf(w, "  guest hn0: synthetic tx %d rx %d, VF tx %d rx %d (fallback %d, busy %d)\n",
+		g.HnSyntheticTx, g.HnSyntheticRx, g.HnVFTx, g.HnVFRx, g.HnVFTxFallback, g.HnVFTxBusy)
+	if r.Mode == "failover" {
+		fmt.Fprintf(w, "  guest failover0: primary tx %d rx %d, standby tx %d rx %d, %d failovers, %d refused (no member)\n",
+			g.FailoverPrimaryTx, g.FailoverPrimaryRx, g.FailoverStandbyTx, g.FailoverStandbyRx, g.Failovers, g.FailoverTxNoMember)
+	}
 	if len(r.Host.VFDrops) > 0 || len(r.GuestDrops) > 0 {
 		fmt.Fprintf(w, "  drops: host VF %v, guest %v\n", r.Host.VFDrops, r.GuestDrops)
 	}

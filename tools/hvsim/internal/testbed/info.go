@@ -61,10 +61,11 @@ func WriteIfconfig(w io.Writer, ifp *ifnet.Interface, inet string) {
 	if inet != "" {
 		fmt.Fprintf(w, "\tinet %s netmask 0xffffff00 broadcast 192.0.2.255\n", inet)
 	}
+	fmt.Fprintf(w, "\thwassist=%x<%s>", uint32(ifp.HWAssist()), strings.ReplaceAll(ifp.HWAssist().String(), "|", ","))
 	if t := ifp.TSOLimits(); t.MaxBytes != 0 {
-		fmt.Fprintf(w, "\thwassist=%x<%s> tso %d bytes, %d segments of %d\n", uint32(ifp.HWAssist()),
-			strings.ReplaceAll(ifp.HWAssist().String(), "|", ","), t.MaxBytes, t.MaxSegments, t.MaxSegmentSize)
+		fmt.Fprintf(w, " tso %d bytes, %d segments of %d", t.MaxBytes, t.MaxSegments, t.MaxSegmentSize)
 	}
+	fmt.Fprintln(w)
 	m := ifp.Media()
 	fmt.Fprintf(w, "\tmedia: %v (%v)\n", m.Current, m.Active)
 	status := "no carrier"

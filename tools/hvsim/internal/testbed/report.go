@@ -39,6 +39,9 @@ type Report struct {
 	// side: tx = sent by the guest, rx = received by the guest.
 	Paths map[string]PathCount `json:"paths"`
 	Host  HostReport           `json:"host"`
+	// Guest is the guest drivers' own per-path accounting (every frame,
+	// stream and TCP).
+	Guest GuestReport `json:"guest"`
 	// GuestDrops are the guest interfaces' drop counters
 	// ("interface_reason"), every VF interface of the run included.
 	GuestDrops map[string]uint64 `json:"guest_drops"`
@@ -69,6 +72,25 @@ type DirReport struct {
 	Refused    uint64 `json:"tx_refused"` // the sending interface kept refusing them (included in lost)
 	Synthetic  uint64 `json:"synthetic"`
 	VF         uint64 `json:"vf"`
+}
+
+// GuestReport is what hn (and the failover aggregate) counted per path.
+type GuestReport struct {
+	HnSyntheticTx  uint64 `json:"hn_synthetic_tx"`
+	HnSyntheticRx  uint64 `json:"hn_synthetic_rx"`
+	HnVFTx         uint64 `json:"hn_vf_tx"`
+	HnVFRx         uint64 `json:"hn_vf_rx"`
+	HnVFTxFallback uint64 `json:"hn_vf_tx_fallback"` // packets a departed VF left, sent synthetic
+	HnVFTxBusy     uint64 `json:"hn_vf_tx_busy"`
+	HnRxSynthVF    uint64 `json:"hn_rx_synthetic_while_vf"`
+	HnRxRelabelled uint64 `json:"hn_rx_relabelled_to_vf"` // non-transparent
+	// Failover mode only.
+	FailoverPrimaryTx  uint64 `json:"failover_primary_tx,omitempty"`
+	FailoverPrimaryRx  uint64 `json:"failover_primary_rx,omitempty"`
+	FailoverStandbyTx  uint64 `json:"failover_standby_tx,omitempty"`
+	FailoverStandbyRx  uint64 `json:"failover_standby_rx,omitempty"`
+	Failovers          uint64 `json:"failovers,omitempty"`
+	FailoverTxNoMember uint64 `json:"failover_tx_no_member,omitempty"`
 }
 
 // PathCount is a path's frame counts.
@@ -179,6 +201,16 @@ func (tb *Testbed) report(start, end int64, toGuest, toStation *sender, tcp []TC
 		RemoteQueueDrops: tb.remote.queueDrops.Load(), NetvspPathSynthetic: ns.PathSynthetic,
 		NetvspPathVF: ns.PathVF, NetvspPathSwitches: ns.PathSwitches}
 	r.GuestDrops = tb.guestDrops()
+	hs := tb.hn.Stats()
+	r.Guest = GuestReport{HnSyntheticTx: hs.TxPackets, HnSyntheticRx: hs.RxPackets, HnVFTx: hs.VFTxPackets,
+		HnVFRx: hs.VFRxPackets, HnVFTxFallback: hs.VFTxFallback, HnVFTxBusy: hs.VFTxBusy,
+		HnRxSynthVF: hs.RxSynthWhileVF, HnRxRelabelled: hs.RxRelabelledToVF}
+	if tb.fo != nil {
+		fs := tb.fo.Stats()
+		r.Guest.FailoverPrimaryTx, r.Guest.FailoverPrimaryRx = fs.Primary.TxPackets, fs.Primary.RxPackets
+		r.Guest.FailoverStandbyTx, r.Guest.FailoverStandbyRx = fs.Standby.TxPackets, fs.Standby.RxPackets
+		r.Guest.Failovers, r.Guest.FailoverTxNoMember = fs.Failovers, fs.TxNoMember
+	}
 	tb.dropMu.Lock()
 	r.Host.VFDrops = maps.Clone(tb.hostDrops)
 	tb.dropMu.Unlock()
