@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -58,17 +59,21 @@ func (l *migrationLog) add(e event) {
 }
 
 // Run streams frames both ways and runs the two TCP transfers while the
-// host performs cfg.Migrations live migrations, then reports.
+// host performs cfg.Migrations live migrations, then reports. A testbed
+// runs once (its sequence numbers are used up).
 func (tb *Testbed) Run(ctx context.Context) (*Report, error) {
+	if !tb.ran.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("%w: a testbed runs once", ErrConfig)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cfg := tb.cfg
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d))
 	pool := packet.MustPool(packet.PoolConfig{Size: 2048})
-	max := uint64(len(tb.toGuest.arrival))
-	toGuest := &sender{dir: ToGuest, dst: GuestMAC, src: RemoteMAC, size: cfg.FrameSize, rate: cfg.Rate, max: max,
+	seqs := uint64(len(tb.toGuest.arrival))
+	toGuest := &sender{dir: ToGuest, dst: GuestMAC, src: RemoteMAC, size: cfg.FrameSize, rate: cfg.Rate, max: seqs,
 		pool: pool, now: tb.now, out: func(_ context.Context, b *packet.Batch) error { tb.remote.send(b); return nil }}
-	toStation := &sender{dir: ToStation, dst: RemoteMAC, src: GuestMAC, size: cfg.FrameSize, rate: cfg.Rate, max: max,
+	toStation := &sender{dir: ToStation, dst: RemoteMAC, src: GuestMAC, size: cfg.FrameSize, rate: cfg.Rate, max: seqs,
 		pool: pool, now: tb.now, out: func(ctx context.Context, b *packet.Batch) error { return transmitAll(ctx, tb.gif, b) }}
 
 	start := tb.now()
@@ -81,7 +86,9 @@ func (tb *Testbed) Run(ctx context.Context) (*Report, error) {
 	tcpRes := make([]TCPResult, 2)
 	var tcpWG sync.WaitGroup
 	if cfg.TCPBytes > 0 {
-		pace := time.Duration(float64(cfg.Duration) * 0.8)
+		// Paced to end near the end of the traffic, so the transfers
+		// cross every migration.
+		pace := time.Duration(float64(cfg.expectedRunTime()) * 0.85)
 		tcpWG.Add(2)
 		go func() {
 			defer tcpWG.Done()
@@ -94,12 +101,7 @@ func (tb *Testbed) Run(ctx context.Context) (*Report, error) {
 	}
 
 	log := &migrationLog{}
-	migDone := make(chan struct{})
-	go func() {
-		defer close(migDone)
-		tb.migrate(ctx, rng, log)
-	}()
-	<-migDone
+	tb.migrate(ctx, rng, log)
 	// Traffic runs at least Duration, and tail past the last migration.
 	until := time.Duration(start) + cfg.Duration
 	if t := time.Duration(tb.now()) + tail; t > until {

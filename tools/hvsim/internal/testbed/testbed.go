@@ -172,6 +172,7 @@ type Testbed struct {
 
 	toGuest, toStation *streamRx
 
+	ran       atomic.Bool // Run was called
 	closeOnce sync.Once
 }
 
@@ -190,14 +191,24 @@ func (c *Config) runTime() time.Duration {
 	return max(c.Duration, leadIn+time.Duration(c.Migrations)*per+tail)
 }
 
+// expectedRunTime is how long a run's traffic should last: Duration, or
+// the migrations with their typical waits if they take longer.
+func (c *Config) expectedRunTime() time.Duration {
+	per := baseHold + settle + c.EjectDelay + 20*time.Millisecond
+	if !c.SkipAttachWait && c.Mode == ModeTransparent {
+		per += max(c.AttachWait, netvsc.MinVFAttachWait)
+	}
+	return max(c.Duration, leadIn+time.Duration(c.Migrations)*per+tail)
+}
+
 // maxFrames is the most frames one direction can send in a run; a
 // sender that reaches it stops (Report.SequenceExhausted).
 func (c *Config) maxFrames() int {
 	return int(float64(c.Rate)*c.runTime().Seconds()*1.5) + 4096
 }
 
-// New boots the host and the guest: hn0 is up (and, once the VF pieces
-// are wired, its VF) when it returns.
+// New boots the host and the guest: when it returns hn0 is up, the host
+// has offered the first VF and the guest's data path is on it.
 func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -209,9 +220,9 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 			tb = nil
 		}
 	}()
-	max := cfg.maxFrames()
-	tb.toGuest = newStreamRx(ToGuest, max)
-	tb.toStation = newStreamRx(ToStation, max)
+	frames := cfg.maxFrames()
+	tb.toGuest = newStreamRx(ToGuest, frames)
+	tb.toStation = newStreamRx(ToStation, frames)
 
 	tb.ram = kernel.NewSimRAM(ramPages)
 	if tb.srv, err = host.NewServer(host.Config{Memory: tb.ram, Logger: tb.log.With("side", "host")}); err != nil {
