@@ -136,7 +136,11 @@ func (tb *Testbed) offerVF(index int) (*hostVF, error) {
 // release takes the VF's port off the switch and stops the model, and
 // adds the model's drops to the run's.
 func (vf *hostVF) release(tb *Testbed) {
+	tb.nic.SetVFPort(nil) // waits until no frame is on its way to the port
+	vf.port.sp.Store(nil)
+	vf.sp.Detach()
 	st := vf.dev.Stats()
+	vf.dev.Close()
 	tb.dropMu.Lock()
 	for r := range mlxdev.NumDropReasons {
 		if n := st.RxDrops[r]; n > 0 {
@@ -147,10 +151,6 @@ func (vf *hostVF) release(tb *Testbed) {
 		}
 	}
 	tb.dropMu.Unlock()
-	tb.nic.SetVFPort(nil)
-	vf.port.sp.Store(nil)
-	vf.sp.Detach()
-	vf.dev.Close()
 }
 
 // surpriseLoss is what a surprise removal could lose: frames the device
