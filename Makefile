@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 60s
 
-.PHONY: all test race fuzz bench lint demo migrate deps-check mlx-long netvsc-vf-long
+.PHONY: all test race fuzz bench lint demo migrate migrate-long deps-check mlx-long netvsc-vf-long
 
 all: lint test
 
@@ -51,3 +51,9 @@ mlx-long:
 # surprise alternating) under continuous transmit, every frame accounted.
 netvsc-vf-long:
 	$(GO) test -count=1 -run '^TestVFMigrationCycles$$' ./drivers/netvsc -vfcycles 500 -v
+
+# The migration acceptance at length: 20 planned migrations in transparent
+# and in failover mode (nothing lost or duplicated, TCP checksums match),
+# 10 surprise removals (loss within the VF's rings). About 20 s.
+migrate-long:
+	$(GO) test -count=1 -run TestMigrateLong -v ./tools/hvsim -long

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -369,4 +370,47 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+var long = flag.Bool("long", false, "run the long migration acceptance (make migrate-long)")
+
+// TestMigrateLong is the "must show" at length: 20 planned
+// migrations in transparent and in failover mode lose and duplicate
+// nothing and the TCP checksums match; 10 surprise removals lose no more
+// than the VF's rings held.
+func TestMigrateLong(t *testing.T) {
+	if !*long {
+		t.Skip("-long not set")
+	}
+	for _, mode := range []string{"transparent", "failover"} {
+		t.Run(mode, func(t *testing.T) {
+			m := decode(t, "-mode", mode, "-migrations", "20", "-rate", "5000", "-tcp-bytes", "4194304")
+			if number(t, m, "migrations_done") != 20 || number(t, m, "lost") != 0 || number(t, m, "duplicated") != 0 {
+				t.Errorf("%s: %v migrations, lost %v, duplicated %v", mode, field(t, m, "migrations_done"), field(t, m, "lost"), field(t, m, "duplicated"))
+			}
+			if v, _ := field(t, m, "tcp.checksum_match").(bool); !v {
+				t.Errorf("tcp: %v", field(t, m, "tcp"))
+			}
+			t.Logf("%s: %v frames, switch-over gaps (µs): %v", mode, field(t, m, "frames_sent"), gaps(m))
+		})
+	}
+	t.Run("surprise", func(t *testing.T) {
+		m := decode(t, "-surprise", "-migrations", "10", "-rate", "5000")
+		var bound float64
+		for _, x := range field(t, m, "migrations").([]any) {
+			bound += x.(map[string]any)["surprise_loss"].(map[string]any)["bound"].(float64)
+		}
+		if lost := number(t, m, "lost"); lost > bound || number(t, m, "duplicated") != 0 {
+			t.Errorf("lost %v, bound %v, duplicated %v", lost, bound, field(t, m, "duplicated"))
+		}
+		t.Logf("surprise: lost %v of %v frames, bound %v", field(t, m, "lost"), field(t, m, "frames_sent"), bound)
+	})
+}
+
+func gaps(m map[string]any) []int {
+	var out []int
+	for _, x := range m["switch_overs"].([]any) {
+		out = append(out, int(x.(map[string]any)["gap_us"].(float64)))
+	}
+	return out
 }
