@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/hvguest/hvguest/tools/hvsim/internal/testbed"
@@ -28,9 +30,21 @@ func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.Int64Var(&cfg.TCPBytes, "tcp-bytes", 2<<20, "bytes of each TCP transfer (guest to station and back; 0: none)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the summary")
 	plotFile := fs.String("plot", "", "draw delivered frames per path over time to FILE (.png or .svg)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to FILE (go tool pprof)")
 	verbose := fs.Bool("v", false, "log the protocol")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: migrate takes no arguments (%q)", errUsage, fs.Args())
