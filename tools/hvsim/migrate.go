@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/hvguest/hvguest/tools/hvsim/internal/testbed"
@@ -48,6 +50,9 @@ func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: migrate takes no arguments (%q)", errUsage, fs.Args())
+	}
+	if ext := strings.ToLower(filepath.Ext(*plotFile)); *plotFile != "" && ext != ".png" && ext != ".svg" {
+		return fmt.Errorf("%w: -plot %s: the file must end in .png or .svg", errUsage, *plotFile)
 	}
 	cfg.Mode = testbed.Mode(*mode)
 	cfg.Logger = logger(*verbose)
