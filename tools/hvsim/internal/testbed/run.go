@@ -42,7 +42,9 @@ type migrationLoss struct {
 	rec       *surpriseRecord
 }
 
-// migrationLog is what the migration driver did.
+// migrationLog is what the migration driver did. The driver writes it
+// (Run calls it on its own goroutine) and the report reads it after; mu
+// guards every field all the same, so a future concurrent reader is safe.
 type migrationLog struct {
 	mu       sync.Mutex
 	events   []event
@@ -50,6 +52,12 @@ type migrationLog struct {
 	losses   []migrationLoss
 	done     int
 	err      error
+}
+
+func (l *migrationLog) fail(err error) {
+	l.mu.Lock()
+	l.err = err
+	l.mu.Unlock()
 }
 
 func (l *migrationLog) add(e event) {
@@ -190,7 +198,7 @@ func (tb *Testbed) migrate(ctx context.Context, rng *rand.Rand, log *migrationLo
 		log.add(event{migration: i, kind: "withdraw", at: t0})
 		switched, rec, err := tb.withdrawVF(tb.vf, tb.cfg.Surprise)
 		if err != nil {
-			log.err = err
+			log.fail(err)
 			return
 		}
 		tb.vf = nil
@@ -214,13 +222,13 @@ func (tb *Testbed) migrate(ctx context.Context, rng *rand.Rand, log *migrationLo
 		t2 := tb.now()
 		vf, err := tb.offerVF(i + 1)
 		if err != nil {
-			log.err = err
+			log.fail(err)
 			return
 		}
 		tb.vf = vf
 		log.add(event{migration: i, kind: "reoffer", at: t2})
 		if err := tb.waitVFTaken(ctx, i+1); err != nil {
-			log.err = err
+			log.fail(err)
 			return
 		}
 		t3 := tb.now()
