@@ -113,7 +113,8 @@ func summary(w io.Writer, r *testbed.Report) {
 		fmt.Fprintf(w, "    %-17s sent %7d  received %7d  lost %d  duplicated %d  corrupt %d  (synthetic %d, VF %d)\n",
 			d.name, d.d.Sent, d.d.Received, d.d.Lost, d.d.Duplicated, d.d.Corrupt, d.d.Synthetic, d.d.VF)
 	}
-	fmt.Fprintf(w, "  total: sent %d, received %d, lost %d, duplicated %d\n", r.FramesSent, r.FramesReceived, r.Lost, r.Duplicated)
+	fmt.Fprintf(w, "  total: sent %d, received %d, lost %d (%d outside any migration), duplicated %d\n",
+		r.FramesSent, r.FramesReceived, r.Lost, r.LostOutsideMigrations, r.Duplicated)
 	for _, t := range r.TCP.Transfers {
 		ok := "checksum matched"
 		if !t.Match {

@@ -148,11 +148,38 @@ type SwitchReport struct {
 	Lost           uint64  `json:"lost"` // frames sent in the window and never delivered
 }
 
-// lossLead is how long before a migration began a frame may have been
-// sent and still be in flight (in a ring) when it began.
-const lossLead = 50 * time.Millisecond
+// A migration's loss window: lossLead is how long before a migration
+// began a frame may have been sent and still be in flight (in a ring) when
+// it began; lossTail is how long after the guest took the VF back a frame
+// may still have been sent into the old path. A frame lost outside every
+// window is steady-state loss (an overloaded guest, say), not a migration's.
+const (
+	lossLead = 50 * time.Millisecond
+	lossTail = 50 * time.Millisecond
+)
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+// lossWindows gives each migration its loss window [from, to] in ns on the
+// run's clock: from lossLead before it began (frames already in the VF's
+// rings then) until lossTail after the guest took the VF back. A migration
+// the guest never finished runs until lossLead before the next one began,
+// or the end; no window reaches into the next one's.
+func lossWindows(start, end int64, ms []MigrationReport) [][2]int64 {
+	w := make([][2]int64, len(ms))
+	for i, m := range ms {
+		from := start + int64(m.WithdrawMS*1e6) - int64(lossLead)
+		to := end
+		if i+1 < len(ms) {
+			to = start + int64(ms[i+1].WithdrawMS*1e6) - int64(lossLead) - 1
+		}
+		if m.TakenMS > 0 {
+			to = min(to, start+int64(m.TakenMS*1e6)+int64(lossTail))
+		}
+		w[i] = [2]int64{from, to}
+	}
+	return w
+}
 
 func (tb *Testbed) report(start, end int64, toGuest, toStation *sender, tcp []TCPResult, log *migrationLog) *Report {
 	cfg := tb.cfg
@@ -271,18 +298,13 @@ func (tb *Testbed) report(start, end int64, toGuest, toStation *sender, tcp []TC
 			r.Migrations[l.migration].SurpriseLoss = &x
 		}
 	}
-	// A migration's loss: stream frames that never arrived, sent from
-	// lossLead before it began (frames already in the VF's rings then)
-	// until lossLead before the next one began (or the end).
+	// A migration's loss: stream frames sent in its window that never
+	// arrived.
 	var inMigrations uint64
-	for i := range r.Migrations {
-		from := start + int64(r.Migrations[i].WithdrawMS*1e6) - int64(lossLead)
-		to := end
-		if i+1 < len(r.Migrations) {
-			to = start + int64(r.Migrations[i+1].WithdrawMS*1e6) - int64(lossLead) - 1
-		}
-		r.Migrations[i].Lost = lostIn(toGuest, tb.toGuest, from, to) + lostIn(toStation, tb.toStation, from, to)
-		inMigrations += r.Migrations[i].Lost
+	for i, w := range lossWindows(start, end, r.Migrations) {
+		m := &r.Migrations[i]
+		m.Lost = lostIn(toGuest, tb.toGuest, w[0], w[1]) + lostIn(toStation, tb.toStation, w[0], w[1])
+		inMigrations += m.Lost
 	}
 	r.LostOutsideMigrations = r.Lost - min(r.Lost, inMigrations)
 	for _, sw := range log.switches {

@@ -107,3 +107,36 @@ func FuzzDecodeStream(f *testing.F) {
 		}
 	})
 }
+
+// A migration's loss window ends lossTail after the guest took the VF back
+// (a later loss is steady state), an unfinished one runs to the next
+// migration's lead-in or the end, and none overlaps the next.
+func TestLossWindows(t *testing.T) {
+	const start, end = int64(1_000_000_000), int64(5_000_000_000)
+	ms := []MigrationReport{
+		{WithdrawMS: 300, TakenMS: 470},   // finished
+		{WithdrawMS: 1500},                // the guest never took it back
+		{WithdrawMS: 1520, TakenMS: 2900}, // starts inside the one before's lead
+		{WithdrawMS: 2950, TakenMS: 3100},
+	}
+	got := lossWindows(start, end, ms)
+	lead, tail := int64(lossLead), int64(lossTail)
+	at := func(msec float64) int64 { return start + int64(msec*1e6) }
+	want := [][2]int64{
+		{at(300) - lead, at(470) + tail},
+		{at(1500) - lead, at(1520) - lead - 1},
+		{at(1520) - lead, at(2950) - lead - 1}, // taken+tail would reach into the next
+		{at(2950) - lead, at(3100) + tail},
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("window %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	if w := lossWindows(start, end, ms[3:]); w[0][1] != at(3100)+tail {
+		t.Errorf("last window ends %d, want %d", w[0][1], at(3100)+tail)
+	}
+	if w := lossWindows(start, end, []MigrationReport{{WithdrawMS: 2950}}); w[0][1] != end {
+		t.Errorf("an unfinished last migration ends %d, want the run's end %d", w[0][1], end)
+	}
+}
