@@ -7,6 +7,7 @@ package netvsc_test
 // the VF's) and back to hn when the VF leaves.
 
 import (
+	"bytes"
 	"net"
 	"testing"
 
@@ -95,5 +96,49 @@ func TestVFNonTransparentInFailover(t *testing.T) {
 	}
 	if p := bcast(4); p.Meta.RcvIf != agg.Index() {
 		t.Fatalf("after failover: rcvif %d", p.Meta.RcvIf)
+	}
+}
+
+// The aggregate claims the VF; hn still aligns RSS with it (its key and
+// hash types are queries, which pass the aggregate's claim) and puts its own
+// back when the VF leaves.
+func TestVFNonTransparentInFailoverAlignsRSS(t *testing.T) {
+	w := newVFWorld(t, vfWorldOpts{mode: netvsc.VFNonTransparent, queues: 4})
+	fo, err := failover.New(failover.Config{Name: "fo0", MAC: net.HardwareAddr(hnMAC[:]), Registry: w.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fo.Close() })
+	waitFor(t, "hn0 as standby", func() bool { return fo.Member(failover.Standby) == w.ifp })
+	if err := fo.Interface().Ioctl(&ifnet.SetFlags{Flags: ifnet.FlagUp}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.ifp.RSS()
+	if before.Func != ifnet.RSSFuncToeplitz || bytes.Equal(before.Key, vfKey) {
+		t.Fatalf("no multi-queue RSS to align: %+v", before)
+	}
+	vf := newFakeVF(t, fakeVFOpts{})
+	w.attach(vf, netvsc.VFActive)
+	waitFor(t, "VF as primary", func() bool { return fo.Member(failover.Primary) == vf.ifp })
+	if owner, ok := vf.ifp.ClaimedBy(); !ok || owner != "failover:fo0" {
+		t.Fatalf("VF claimed by %q (%v), want the aggregate", owner, ok)
+	}
+	wantTypes := before.Types & (ifnet.RSSIPv4 | ifnet.RSSTCPv4 | ifnet.RSSIPv6 | ifnet.RSSTCPv6)
+	waitFor(t, "hn's RSS aligned with the VF", func() bool { return bytes.Equal(w.ifp.RSS().Key, vfKey) })
+	if got := w.ifp.RSS(); got.Types != wantTypes || got.Func != ifnet.RSSFuncToeplitz {
+		t.Fatalf("hn RSS %+v, want the VF's key and types %v", got, wantTypes)
+	}
+	if p := w.nic.State().RSS; p == nil || !bytes.Equal(p.HashKey, vfKey) {
+		t.Fatalf("host RSS key not the VF's: %+v", p)
+	}
+	if err := w.reg.Detach(vf.ifp); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFNone)
+	if after := w.ifp.RSS(); !bytes.Equal(after.Key, before.Key) || after.Types != before.Types {
+		t.Fatalf("RSS after detach %+v, before %+v", after, before)
+	}
+	if p := w.nic.State().RSS; p == nil || !bytes.Equal(p.HashKey, before.Key) {
+		t.Fatalf("host RSS key not restored")
 	}
 }

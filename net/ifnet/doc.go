@@ -21,7 +21,9 @@
 //     puts another in front of it and returns a handle whose Restore removes
 //     exactly that override (hn redirects its VF's receive path this way).
 //   - Claim: exclusive configuration rights. A claimed interface refuses
-//     direct ioctls with ErrClaimed; the owner's Claim.Ioctl passes.
+//     direct ioctls that configure with ErrClaimed; the owner's
+//     Claim.Ioctl passes, and so do queries (Query: requests that only
+//     read) from anyone.
 //   - Registry: attach, detach, lookup by name, index or MAC, and ordered
 //     events to subscribers delivered by one dispatcher goroutine.
 //

@@ -86,3 +86,4 @@ func (ifp *Interface) ObserveTx(b *packet.Batch) {
 type GetReady struct{ Ready bool }
 
 func (*GetReady) RequestName() string { return "GetReady" }
+func (*GetReady) ReadOnly() bool      { return true }

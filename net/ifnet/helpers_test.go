@@ -29,6 +29,13 @@ type customReq struct{ In, Out int }
 
 func (*customReq) RequestName() string { return "custom" }
 
+// customQuery is a driver-specific request that says whether it only
+// reads.
+type customQuery struct{ write bool }
+
+func (*customQuery) RequestName() string { return "customQuery" }
+func (q *customQuery) ReadOnly() bool    { return !q.write }
+
 type unknownReq struct{}
 
 func (*unknownReq) RequestName() string { return "unknown" }

@@ -9,7 +9,8 @@ import (
 // Ioctl carries out a request on the interface (stack side). It refuses with
 // ErrClaimed while another owner holds a Claim on the interface (FreeBSD's
 // "users must not configure the VF directly", enforced): the owner passes
-// requests through its Claim instead. Invalid requests fail with ErrInvalid,
+// requests through its Claim instead. Queries (requests that only read,
+// see Query) pass a claim. Invalid requests fail with ErrInvalid,
 // requests the driver does not implement with ErrNotSupported; none panics.
 // Ioctls on one interface are serialized.
 func (ifp *Interface) Ioctl(req Request) error { return ifp.ioctl(nil, req) }
@@ -173,7 +174,7 @@ func (ifp *Interface) checkAccess(via *Claim, req Request) error {
 		return wrapf(ErrDetached, ifp.name, "%s", req.RequestName())
 	case via != nil && via.released:
 		return wrapf(ErrReleased, ifp.name, "%s through the released claim of %s", req.RequestName(), via.owner)
-	case ifp.claim != nil && ifp.claim != via:
+	case ifp.claim != nil && ifp.claim != via && !IsQuery(req):
 		return wrapf(ErrClaimed, ifp.name, "%s refused: interface is claimed by %s; configure it through its owner",
 			req.RequestName(), ifp.claim.owner)
 	}

@@ -281,11 +281,12 @@ func TestClaim(t *testing.T) {
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("hn0")) {
 		t.Fatalf("refusal does not name the owner: %v", err)
 	}
-	// Every request type is refused directly and passes through the claim.
+	// Every request that configures is refused directly and passes
+	// through the claim.
 	reqs := []Request{&SetFlags{Flags: FlagUp}, &SetMTU{MTU: 1400}, &AddMulti{Addr: net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}},
-		&DelMulti{Addr: net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}}, &SetCapabilities{Enable: CapRxCsum}, &GetMedia{},
-		&SetMedia{Media: Media{Type: MediaEthernet, Auto: true}}, &SetMAC{MAC: mac(3)}, &GetRSSKey{}, &GetRSSHash{},
-		&customReq{In: 1}}
+		&DelMulti{Addr: net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}}, &SetCapabilities{Enable: CapRxCsum},
+		&SetMedia{Media: Media{Type: MediaEthernet, Auto: true}}, &SetMAC{MAC: mac(3)},
+		&customReq{In: 1}, &customQuery{write: true}}
 	for _, r := range reqs {
 		err := vf.Ioctl(r)
 		mustIs(t, err, ErrClaimed)
@@ -296,6 +297,16 @@ func TestClaim(t *testing.T) {
 	if len(d.requests()) != 0 {
 		t.Fatalf("driver saw refused requests: %v", d.requests())
 	}
+	// Queries only read: they pass the claim, directly and through it.
+	queries := []Request{&GetMedia{}, &GetRSSKey{}, &GetRSSHash{}, &GetReady{}, &customQuery{}}
+	for _, r := range queries {
+		if err := vf.Ioctl(r); err != nil && !errors.Is(err, ErrNotSupported) {
+			t.Fatalf("query %s on a claimed interface: %v", r.RequestName(), err)
+		}
+	}
+	if got := len(d.requests()); got != len(queries) {
+		t.Fatalf("driver saw %d queries, want %d: %v", got, len(queries), d.requests())
+	}
 	for _, r := range reqs {
 		must(t, c.Ioctl(r))
 	}
@@ -305,7 +316,8 @@ func TestClaim(t *testing.T) {
 	must(t, c.Release())
 	mustIs(t, c.Release(), ErrReleased)
 	mustIs(t, c.Ioctl(&SetMTU{MTU: 1300}), ErrReleased)
-	must(t, vf.Ioctl(&SetMTU{MTU: 1300})) // direct ioctls work again
+	mustIs(t, c.Ioctl(&GetMedia{}), ErrReleased) // a released claim answers nothing
+	must(t, vf.Ioctl(&SetMTU{MTU: 1300}))        // direct ioctls work again
 	c2, err := vf.Claim("lagg0")
 	must(t, err)
 	mustIs(t, c.Ioctl(&SetMTU{MTU: 1200}), ErrReleased) // an old claim never regains rights

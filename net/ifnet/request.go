@@ -15,6 +15,24 @@ type Request interface {
 	RequestName() string
 }
 
+// Query marks a request that only reads: it changes nothing on the
+// interface or its device. A claim keeps others from configuring an
+// interface, not from looking at it, so queries pass a claim (hn reads the
+// RSS key of a VF that a failover aggregate claimed; a monitor reads the
+// media of hn's VF). GetMedia, GetRSSKey, GetRSSHash and GetReady are
+// queries; a driver's own request type is one if it has this method and
+// it returns true.
+type Query interface {
+	Request
+	ReadOnly() bool
+}
+
+// IsQuery says whether req only reads (see Query).
+func IsQuery(req Request) bool {
+	q, ok := req.(Query)
+	return ok && q.ReadOnly()
+}
+
 // SetFlags sets the user-settable flags (UserFlags: UP, PROMISC, ALLMULTI).
 // The other bits of Flags are ignored, so a caller may pass a copy of another
 // interface's flags (as hn does for its VF). The driver sees the old flags in
@@ -86,3 +104,7 @@ func (*SetMedia) RequestName() string        { return "SetMedia" }
 func (*SetMAC) RequestName() string          { return "SetMAC" }
 func (*GetRSSKey) RequestName() string       { return "GetRSSKey" }
 func (*GetRSSHash) RequestName() string      { return "GetRSSHash" }
+
+func (*GetMedia) ReadOnly() bool   { return true }
+func (*GetRSSKey) ReadOnly() bool  { return true }
+func (*GetRSSHash) ReadOnly() bool { return true }
