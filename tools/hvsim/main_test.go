@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hvguest/hvguest/tools/hvctl"
 )
 
 // checkGoroutines fails the test if goroutines started during it are still
@@ -191,6 +194,81 @@ func TestUp(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("up output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestUpControl: `up -ctl` keeps the guest running and serves hvctl on a
+// unix socket: the hvctl client reads the real hn0's VF status and tunes
+// it; the socket goes away when up is interrupted.
+func TestUpControl(t *testing.T) {
+	checkGoroutines(t)
+	sock := filepath.Join(t.TempDir(), "hvctl.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, "up", []string{"-skip-attach-wait", "-ctl", sock}, io.Discard) }()
+	call := func(args ...string) (string, error) {
+		c, cc := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cc()
+		return hvctl.Call(c, "unix", sock, args)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("up ended before serving: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no control socket")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, err := call("-json", "vf", "hn0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st []struct {
+		Name, VF, TxTarget, AttachWait string
+		Enabled, HasSerial             bool
+		Serial                         uint32
+		Association                    struct {
+			Allocated  bool
+			Serial     uint32
+			Generation uint64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 1 {
+		t.Fatalf("vf -json: %v\n%s", err, out)
+	}
+	s := st[0]
+	if s.Name != "hn0" || s.VF != "mlx0" || s.TxTarget != "mlx0" || !s.Enabled || !s.HasSerial || s.Serial != 0x5eed ||
+		!s.Association.Allocated || s.Association.Serial != 0x5eed || s.Association.Generation < 1 || s.AttachWait != "2s" {
+		t.Fatalf("hn0 VF status over the socket: %+v", s)
+	}
+	if out, err := call("set", "hn0", "attwait", "3s"); err != nil || out != "hn0 attwait 3s\n" {
+		t.Fatalf("set attwait: %q %v", out, err)
+	}
+	if out, err := call("vf", "hn0"); err != nil || !strings.Contains(out, "mlx0") || !strings.Contains(out, "3s") {
+		t.Fatalf("vf after set: %q %v", out, err)
+	}
+	if _, err := call("vf", "hn9"); err == nil || !strings.Contains(err.Error(), "no such interface") {
+		t.Fatalf("vf hn9: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("up -ctl: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("up -ctl did not stop")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
 	}
 }
 

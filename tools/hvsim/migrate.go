@@ -34,6 +34,7 @@ func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
 	plotFile := fs.String("plot", "", "draw delivered frames per path over time to FILE (.png or .svg)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to FILE (go tool pprof)")
 	verbose := fs.Bool("v", false, "log the protocol")
+	ctl := fs.String("ctl", "", "serve hvctl on this unix socket during the run (watch hvctl -sock PATH stats from another terminal)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cfg.Mode = testbed.Mode(*mode)
 	cfg.Logger = logger(*verbose)
-	rep, err := migrate(ctx, cfg)
+	rep, err := migrate(ctx, cfg, *ctl)
 	if err != nil {
 		return err
 	}
@@ -83,13 +84,21 @@ func migrateCmd(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-// migrate boots a testbed, runs it and tears it down.
-func migrate(ctx context.Context, cfg testbed.Config) (*testbed.Report, error) {
+// migrate boots a testbed, runs it (serving hvctl on ctl, if set) and
+// tears it down.
+func migrate(ctx context.Context, cfg testbed.Config, ctl string) (*testbed.Report, error) {
 	tb, err := testbed.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer tb.Close()
+	if ctl != "" {
+		stop, err := control(ctx, ctl, tb.Control())
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	return tb.Run(ctx)
 }
 

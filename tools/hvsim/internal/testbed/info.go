@@ -7,6 +7,7 @@ import (
 
 	"github.com/hvguest/hvguest/net/failover"
 	"github.com/hvguest/hvguest/net/ifnet"
+	"github.com/hvguest/hvguest/tools/hvctl"
 )
 
 // Ifconfig prints the guest's interfaces the way FreeBSD's ifconfig does,
@@ -81,3 +82,6 @@ func WriteIfconfig(w io.Writer, ifp *ifnet.Interface, inet string) {
 	fmt.Fprintf(w, "\tkind: %s; in %d packets %d bytes, out %d packets %d bytes, drops %d\n",
 		kind, st.InPackets, st.InBytes, st.OutPackets, st.OutBytes, st.TotalDrops())
 }
+
+// Control is what hvctl operates on: the guest's hn NICs.
+func (tb *Testbed) Control() hvctl.Target { return hvctl.DriverTarget(tb.drv) }
