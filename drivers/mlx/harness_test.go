@@ -51,10 +51,13 @@ type rig struct {
 	mu      sync.Mutex
 	dev     *mlxdev.Device // current device model
 	devPort *vswitch.SwitchPort
-	devCfg  mlxdev.Config
-	wire    *portWire
-	bdp     atomic.Pointer[BusDriver]
-	preAdd  func(*mlxdev.Device) // configures a new device before it is plugged
+	// unplugged is the last port unplugPort took off the switch, with
+	// its counters at that moment.
+	unplugged vswitch.PortStats
+	devCfg    mlxdev.Config
+	wire      *portWire
+	bdp       atomic.Pointer[BusDriver]
+	preAdd    func(*mlxdev.Device) // configures a new device before it is plugged
 }
 
 // portWire is the device's Wire: the switch port it sits on.
@@ -178,6 +181,9 @@ func (r *rig) unplugPort() {
 	r.wire.p.Store(nil)
 	if p != nil {
 		p.Detach()
+		r.mu.Lock()
+		r.unplugged = p.Stats()
+		r.mu.Unlock()
 	}
 }
 

@@ -2,9 +2,12 @@ package mlx
 
 import (
 	"flag"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/hvguest/hvguest/drivers/mlx/mlxdev"
 )
 
 // Hot remove under traffic, then hot add again, many times: the driver
@@ -23,7 +26,8 @@ func TestHotplugCycles(t *testing.T) {
 	r := newRig(t, rigOpts{vf: Config{SQSize: 256, RQSize: 256}})
 	vf := r.waitVF()
 	var baseG, basePages int
-	var total uint64
+	var total, rxSent, rxPlaced, txDrops uint64
+	var rxDrops [mlxdev.NumDropReasons]uint64
 	start := time.Now()
 	for c := range cycles {
 		dev := r.device()
@@ -63,6 +67,13 @@ func TestHotplugCycles(t *testing.T) {
 		r.unplugPort()
 		// The station only ever hears from this VF.
 		checkAccounting(t, r, vf, dev, tr, r.st.Stats().Frames-st0, sk)
+		ds := dev.Stats()
+		rxSent += tr.stationSent.Load()
+		rxPlaced += ds.RxPackets
+		for i, n := range ds.RxDrops {
+			rxDrops[i] += n
+		}
+		txDrops += vf.Stats().TxDrops + ds.TxDropped()
 		if n, p := vf.dma.live(); n != 0 || p != 0 || vf.pages.count() != 0 {
 			t.Fatalf("cycle %d: VF holds %d regions %d pages", c, n, p)
 		}
@@ -83,5 +94,17 @@ func TestHotplugCycles(t *testing.T) {
 	if got := r.ram.FreePages(); got != basePages {
 		t.Fatalf("after %d cycles: %d free pages, baseline %d", cycles, got, basePages)
 	}
-	t.Logf("%d cycles, %d frames sent in %v", cycles, total, time.Since(start))
+	t.Logf("%d cycles in %v: VF sent %d frames (%d dropped); station sent %d, device placed %d, dropped %d by reason %v",
+		cycles, time.Since(start), total, txDrops, rxSent, rxPlaced, rxSent-rxPlaced, dropsByReason(rxDrops))
+}
+
+// dropsByReason names the nonzero drop counters.
+func dropsByReason(d [mlxdev.NumDropReasons]uint64) map[string]uint64 {
+	m := map[string]uint64{}
+	for i, n := range d {
+		if n != 0 {
+			m[fmt.Sprint(mlxdev.DropReason(i))] = n
+		}
+	}
+	return m
 }

@@ -147,15 +147,27 @@ func (tr *traffic) halt() {
 	tr.wg.Wait()
 }
 
-// checkAccounting: every frame the VF took reached the station or was
-// counted dropped (by the driver or the device); every frame the switch
-// handed the device reached the stack or was counted dropped.
+// checkAccounting, after unplugPort: every frame the VF took reached the
+// station or was counted dropped (by the driver or the device); every
+// frame the station sent reached the device's port or was counted dropped
+// by the switch, every frame the port handed the device was placed in an
+// RQ or counted dropped by the device with a reason, and every frame placed
+// reached the stack or was counted dropped.
 func checkAccounting(t testing.TB, r *rig, vf *VF, dev *mlxdev.Device, tr *traffic, stationFrames uint64, sk *sink) {
 	t.Helper()
 	vs, ds := vf.Stats(), dev.Stats()
 	if tr.taken.Load() != stationFrames+vs.TxDrops+ds.TxDropped() {
 		t.Fatalf("TX: taken %d != station %d + driver drops %d + device drops %d",
 			tr.taken.Load(), stationFrames, vs.TxDrops, ds.TxDropped())
+	}
+	r.mu.Lock()
+	ps := r.unplugged
+	r.mu.Unlock()
+	if sent := tr.stationSent.Load(); sent != ps.TxFrames+ps.TotalDrops() {
+		t.Fatalf("RX: station sent %d, the device's port took %d and dropped %v", sent, ps.TxFrames, ps.Drops)
+	}
+	if ps.TxFrames != ds.RxPackets+ds.RxDropped() {
+		t.Fatalf("RX: the port handed the device %d, it placed %d and dropped %v", ps.TxFrames, ds.RxPackets, ds.RxDrops)
 	}
 	if ds.RxPackets != vs.RxPackets+vs.RxDrops {
 		t.Fatalf("RX: device placed %d, driver handed %d + dropped %d", ds.RxPackets, vs.RxPackets, vs.RxDrops)
