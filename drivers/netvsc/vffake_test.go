@@ -229,6 +229,9 @@ type vfWorldOpts struct {
 	noSetVF   bool
 	serial    uint32
 	captureAf bool
+	// beforeSwitch runs in the host before it applies a SWITCH_DATA_PATH
+	// (netvsp.Config.BeforeSwitchPath).
+	beforeSwitch func(toVF bool)
 }
 
 func newVFWorld(t testing.TB, o vfWorldOpts) *vfWorld {
@@ -246,8 +249,11 @@ func newVFWorld(t testing.TB, o vfWorldOpts) *vfWorld {
 			c.MaxQueues = o.queues
 		}
 	}}
-	if o.queues > 1 {
-		wo.hostCfg = func(c *netvsp.Config) { c.MaxQueues = o.queues }
+	wo.hostCfg = func(c *netvsp.Config) {
+		if o.queues > 1 {
+			c.MaxQueues = o.queues
+		}
+		c.BeforeSwitchPath = o.beforeSwitch
 	}
 	vw.world = newWorld(t, wo)
 	if !o.noSetVF {

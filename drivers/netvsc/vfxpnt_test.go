@@ -8,6 +8,7 @@ package netvsc_test
 import (
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,6 +277,55 @@ func TestVFHnUpLater(t *testing.T) {
 	}
 	if st.TxTarget != "mce0" || w.hostPath() != nvsp.DataPathVF {
 		t.Fatalf("%+v path %d", st, w.hostPath())
+	}
+}
+
+// Transmit moves to the VF only after the host completed the switch of
+// its data path (FreeBSD hn_xpnt_vf_init: the VF is up, then
+// hn_nvs_set_datapath waits, then the transmit target changes): while the
+// host holds the completion, hn's frames still go synthetic.
+func TestVFTransmitWaitsForSwitchCompletion(t *testing.T) {
+	held, gate := make(chan struct{}, 4), make(chan struct{})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	w := newVFWorld(t, vfWorldOpts{beforeSwitch: func(toVF bool) {
+		if toVF {
+			held <- struct{}{}
+			<-gate
+		}
+	}})
+	t.Cleanup(open) // runs before the world's teardown, which needs the host's channel
+	w.up()
+	vf := newFakeVF(t, fakeVFOpts{})
+	if err := w.reg.Attach(vf.ifp); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFWaiting)
+	w.clk.Advance(netvsc.DefaultVFAttachWait)
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("hn never asked the host to switch")
+	}
+	st := w.dev.VFStatus()
+	if st.TxTarget != "synthetic" || st.Enabled || vf.ifp.Flags()&ifnet.FlagUp == 0 || w.hostPath() != nvsp.DataPathSynthetic {
+		t.Fatalf("while the switch is pending: %+v, VF flags %v, host path %d", st, vf.ifp.Flags(), w.hostPath())
+	}
+	w.send([][]byte{frame(stationHW, 1, 60)}, nil)
+	if n := len(vf.sentFrames()); n != 0 {
+		t.Fatalf("%d frames went to the VF before the host switched", n)
+	}
+	open()
+	st = w.waitState(netvsc.VFActive)
+	if st.TxTarget != "mce0" || !st.Enabled || w.hostPath() != nvsp.DataPathVF {
+		t.Fatalf("after the completion: %+v, host path %d", st, w.hostPath())
+	}
+	if f := w.stationFrames(1); f[0].Data[14] != 1 {
+		t.Fatalf("the frame sent while pending reached the station as tag %d", f[0].Data[14])
+	}
+	w.send([][]byte{frame(stationHW, 2, 60)}, nil)
+	if got := vf.sentFrames(); len(got) != 1 || got[0][14] != 2 {
+		t.Fatalf("after the switch the VF sent %d frames", len(got))
 	}
 }
 

@@ -367,6 +367,9 @@ func (c *conn) onRevoke(m nvsp.Message) {
 // is completed with no action (OpenVMM's "wrong state" case).
 func (c *conn) onSwitchDataPath(p *ring.Packet, m *nvsp.SwitchDataPath) {
 	d := c.d
+	if f := d.cfg.BeforeSwitchPath; f != nil {
+		f(m.DataPath == nvsp.DataPathVF)
+	}
 	d.pathMu.Lock()
 	c.mu.Lock()
 	apply, vf := false, false

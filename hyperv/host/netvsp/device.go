@@ -81,6 +81,11 @@ type Config struct {
 	SYNToSynthetic bool
 	// FriendlyName answers OID_GEN_FRIENDLY_NAME (default "Network Adapter").
 	FriendlyName string
+	// BeforeSwitchPath, if set, runs on the channel's goroutine when a
+	// SWITCH_DATA_PATH arrives, before the host applies and completes it:
+	// a slow host (Hyper-V programs the vSwitch first), or a test holding
+	// the completion to see what the guest does meanwhile.
+	BeforeSwitchPath func(toVF bool)
 	Clock        kernel.Clock
 	Logger       *slog.Logger
 }
