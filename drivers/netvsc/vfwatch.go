@@ -218,8 +218,27 @@ func (m *vfMgr) reconcile() time.Duration {
 			continue
 		}
 		if w.vf != nil {
-			w.refused++
-			m.d.log.Warn("netvsc: VF candidate refused: one VF per hn", "candidate", c.Name(), "vf", w.vf.Name())
+			if a := m.d.VFAssociation(); w.hasSerial && a.Allocated && a.Serial != w.serial {
+				if serial, ok := c.BusSerial(); ok && serial == a.Serial {
+					// hn paired a VF before the host said which one it
+					// allocated, and the host names this one: hand the
+					// first back (parked, in case the host returns to it).
+					old := w.vf
+					m.d.log.Warn("netvsc: VF replaced: the host associated another serial", "vf", old.Name(),
+						"serial", w.serial, "candidate", c.Name(), "host_serial", a.Serial)
+					m.release("host associated another VF")
+					w.parked = append(w.parked, old)
+					m.adopt(c)
+					continue
+				}
+			}
+			// One VF per hn. The candidate is kept, so it pairs if the
+			// current VF leaves; it is counted and logged once.
+			w.parked = append(w.parked, c)
+			if i >= len(parked) {
+				w.refused++
+				m.d.log.Warn("netvsc: VF candidate refused: one VF per hn", "candidate", c.Name(), "vf", w.vf.Name())
+			}
 			continue
 		}
 		m.adopt(c)

@@ -64,6 +64,57 @@ func TestVFPairing(t *testing.T) {
 	if s := stateOf(good.ifp); s.Claimed != hn.Name() || s.Overrides != 1 {
 		t.Errorf("paired VF %+v", s)
 	}
+	// The refused candidate is kept: when the paired VF leaves, it pairs
+	// (and was counted once, however many events passed).
+	if err := w.reg.Detach(good.ifp); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFWaiting)
+	w.clk.Advance(netvsc.DefaultVFAttachWait)
+	st = w.waitState(netvsc.VFActive)
+	if st.VF != "mce1" || st.TxTarget != "mce1" || st.Refused != 1 {
+		t.Fatalf("after the paired VF left: %+v, want mce1 active, refused once", st)
+	}
+	if s := stateOf(second.ifp); s.Claimed != hn.Name() || s.Overrides != 1 {
+		t.Errorf("second VF not taken over: %+v", s)
+	}
+}
+
+// A VF paired before the host said which one it allocated is handed back
+// when the host names another that is present, and that one pairs: hn does
+// not hold on to a VF the host contradicts (Linux's serial rule), and the
+// first is left as it was found.
+func TestVFReplacedWhenHostNamesAnother(t *testing.T) {
+	w := newVFWorld(t, vfWorldOpts{noSetVF: true})
+	w.up()
+	first := newFakeVF(t, fakeVFOpts{name: "mce0", serial: 1, hasSerial: true})
+	before := stateOf(first.ifp)
+	if err := w.reg.Attach(first.ifp); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFWaiting)
+	w.clk.Advance(netvsc.DefaultVFAttachWait)
+	w.waitState(netvsc.VFNoAssociation)
+	if s := stateOf(first.ifp); s.Claimed != w.ifp.Name() || s.Overrides != 1 {
+		t.Fatalf("first VF not paired while the association is unknown: %+v", s)
+	}
+	w.setVF(true, 2)
+	right := newFakeVF(t, fakeVFOpts{name: "mce1", serial: 2, hasSerial: true})
+	if err := w.reg.Attach(right.ifp); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFWaiting)
+	w.clk.Advance(netvsc.DefaultVFAttachWait)
+	st := w.waitState(netvsc.VFActive)
+	if st.VF != "mce1" || st.Serial != 2 || st.TxTarget != "mce1" || st.Refused != 0 || w.hostPath() != nvsp.DataPathVF {
+		t.Fatalf("%+v path %d, want mce1 (serial 2) active", st, w.hostPath())
+	}
+	if got := stateOf(first.ifp); got != before {
+		t.Errorf("first VF not restored: %+v, before %+v", got, before)
+	}
+	if !strings.Contains(w.log.String(), "VF replaced") || !strings.Contains(w.log.String(), "candidate=mce1") {
+		t.Errorf("replacement not logged:\n%s", w.log)
+	}
 }
 
 // On VF attach: claim it (no direct configuration from others) and
