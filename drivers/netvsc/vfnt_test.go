@@ -50,6 +50,11 @@ func TestVFNonTransparent(t *testing.T) {
 	if stateOf(w.ifp) != hnBefore || w.hostPath() != nvsp.DataPathSynthetic {
 		t.Fatal("hn changed before the VF went up")
 	}
+	// hn never configures the VF in this mode: whatever the VF's state is,
+	// the user made it.
+	vfBefore := stateOf(vf.ifp)
+	vfUp := vfBefore
+	vfUp.Flags |= ifnet.FlagUp | ifnet.FlagRunning
 
 	for round := range 2 {
 		// The user brings the VF up (as hyperv_vfattach does).
@@ -65,6 +70,13 @@ func TestVFNonTransparent(t *testing.T) {
 		}
 		if w.ifp.LinkState() != ifnet.LinkDown || w.ifp.Media().Status&ifnet.MediaActive != 0 {
 			t.Fatalf("hn link %s media %v: must report down", w.ifp.LinkState(), w.ifp.Media().Status)
+		}
+		if got := stateOf(w.ifp); got.Caps != hnBefore.Caps || got.Enabled != hnBefore.Enabled || got.Assist != hnBefore.Assist ||
+			got.TSO != hnBefore.TSO || got.Flags != hnBefore.Flags || got.MTU != hnBefore.MTU || got.Overrides != 0 || got.Claimed != "" {
+			t.Fatalf("round %d: hn's own state changed beyond its link:\n got %+v\nwant %+v", round, got, hnBefore)
+		}
+		if got := stateOf(vf.ifp); got != vfUp {
+			t.Fatalf("round %d: VF\n got %+v\nwant %+v (as the user set it)", round, got, vfUp)
 		}
 		// Synthetic receive is relabelled as the VF's, counted on both.
 		hnIn, vfInCount := w.ifp.Stats().InPackets, vf.ifp.Stats().InPackets
@@ -106,6 +118,9 @@ func TestVFNonTransparent(t *testing.T) {
 		}
 		if got := stateOf(w.ifp); got != hnBefore {
 			t.Fatalf("hn not restored:\n got %+v\nwant %+v", got, hnBefore)
+		}
+		if got := stateOf(vf.ifp); round == 0 && got != vfBefore {
+			t.Fatalf("VF after going down:\n got %+v\nwant %+v", got, vfBefore)
 		}
 		bcast(0x50)
 		p = w.recv(1)[0]
