@@ -86,8 +86,8 @@ type Config struct {
 	// a slow host (Hyper-V programs the vSwitch first), or a test holding
 	// the completion to see what the guest does meanwhile.
 	BeforeSwitchPath func(toVF bool)
-	Clock        kernel.Clock
-	Logger       *slog.Logger
+	Clock            kernel.Clock
+	Logger           *slog.Logger
 }
 
 // Stats are a device's counters.
