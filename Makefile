@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 60s
 
-.PHONY: all test race fuzz bench lint demo migrate migrate-long deps-check mlx-long netvsc-vf-long
+.PHONY: all test race fuzz bench lint demo migrate migrate-long deps-check mlx-long netvsc-vf-long qemu image
 
 all: lint test
 
@@ -57,3 +57,12 @@ netvsc-vf-long:
 # 10 surprise removals (loss within the VF's rings). About 20 s.
 migrate-long:
 	$(GO) test -count=1 -run TestMigrateLong -v ./tools/hvsim -long
+
+# The guest image booted under QEMU (TCG) against hvsim serve over ivshmem:
+# installs QEMU and extracts Debian's cloud kernel if needed (images/qemu.sh).
+qemu:
+	@kernel=$$(images/qemu.sh) && $(GO) test -count=1 -run '^TestQEMUBoot$$' -v ./images -kernel "$$kernel"
+
+# The guest initramfs alone (boot it with any x86-64 kernel; see images/cmd/mkimage).
+image:
+	$(GO) run ./images/cmd/mkimage -o hvguest-initramfs.cpio

@@ -198,6 +198,11 @@ func OpenBAR(path string) (*BAR, error) {
 // Len is the BAR's size in bytes.
 func (b *BAR) Len() uint64 { return uint64(len(b.mem)) }
 
+// Mem is the mapping itself, for a BAR that is plain shared memory rather
+// than registers (ivshmem's BAR 2, which carries the hvsim transport into a
+// QEMU guest). It is invalid after Close.
+func (b *BAR) Mem() []byte { return b.mem }
+
 func (b *BAR) ok(off uint64, n uint64) bool {
 	return off%n == 0 && off < uint64(len(b.mem)) && uint64(len(b.mem))-off >= n && !b.closed.Load()
 }

@@ -179,6 +179,9 @@ func TestBARMapping(t *testing.T) {
 	if raw2, _ := os.ReadFile(res); raw2[0x100] != 1 || !bytes.Equal(raw2[0x1ff8:], raw[0x1ff8:]) {
 		t.Fatal("a refused write changed the BAR")
 	}
+	if m := bar.Mem(); len(m) != 0x2000 || m[0x100] != 1 || m[0x10] != 0xDD {
+		t.Fatalf("Mem: %d bytes, % x", len(m), m[0x100:0x104])
+	}
 	if err := bar.Close(); err != nil {
 		t.Fatal(err)
 	}

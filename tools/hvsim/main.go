@@ -7,6 +7,7 @@
 //	hvsim demo [-packets N] [-size B] VMBus echo device, host and guest in one process
 //	hvsim serve -shm FILE [-pages N]  host in this process, guest elsewhere
 //	hvsim guest -shm FILE             guest attaching to a running 'hvsim serve'
+//	hvsim guest -pci auto             the same inside a QEMU VM, over ivshmem (images/)
 package main
 
 import (
@@ -18,6 +19,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+
+	"github.com/hvguest/hvguest/hyperv/synic"
 )
 
 func usage(w io.Writer) {
@@ -27,8 +30,10 @@ func usage(w io.Writer) {
             re-offer it, the guest takes it back (-json, -plot FILE, -migrations N, -surprise)
   up        boot the simulated host and the guest stack, bring hn0 (and its VF) up, print them
   demo      the VMBus echo device: host and guest in one process, ns/packet
-  serve     the simulated host over a shared-memory file (echo device, netvsp + switch, vPCI)
-  guest     a guest in another process: echo round trips, then hn0 up over the shared file`)
+  serve     the simulated host over a shared-memory file (echo device, netvsp + switch)
+            (-ivshmem: a power-of-two file that QEMU's ivshmem-plain can carry into a VM)
+  guest     a guest in another process: echo round trips, then hn0 up over the shared file
+            (-pci auto: inside a QEMU VM, over the ivshmem device's BAR 2)`)
 }
 
 // errUsage makes main exit with status 2.
@@ -86,6 +91,9 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 	shm := fs.String("shm", "", "shared memory file (e.g. /dev/shm/hvsim)")
 	pages := fs.Int("pages", 16384, "guest RAM pages in the shared file")
 	tap := fs.String("tap", "", "serve: uplink the switch to this TAP device (needs CAP_NET_ADMIN)")
+	ivshmem := fs.Bool("ivshmem", false, "serve: round the file up to a power of two (QEMU ivshmem-plain's BAR size)")
+	pciAddr := fs.String("pci", "", "guest: attach over this ivshmem PCI function's BAR 2 (DDDD:BB:DD.F, or auto) instead of -shm, polling (inside a VM)")
+	peerTimeout := fs.Duration("peer-timeout", synic.DefaultPeerTimeout, "how long the other side's heartbeat may stall before it counts as gone")
 	verbose := fs.Bool("v", false, "log the protocol")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -95,8 +103,16 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 	case "demo":
 		return demo(out, log, *packets, *size)
 	case "serve":
-		return serve(ctx, out, log, *shm, *pages, *tap)
+		if *ivshmem {
+			*pages = ivshmemPages(*pages)
+		}
+		return serve(ctx, out, log, *shm, *pages, *tap, synic.WithPeerTimeout(*peerTimeout))
 	default:
-		return guest(out, log, *shm, *packets, *size)
+		sg, done, err := openGuest(*shm, *pciAddr, *peerTimeout)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return guest(out, log, sg, *packets, *size)
 	}
 }

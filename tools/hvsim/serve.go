@@ -34,12 +34,12 @@ var (
 	serveGuestIP    = netip.MustParseAddr("192.0.2.1")
 )
 
-func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, pages int, tap string) error {
+func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, pages int, tap string, opts ...synic.SharedOption) error {
 	if path == "" {
 		return fmt.Errorf("%w: serve needs -shm FILE", errUsage)
 	}
 	var late synic.LateHandler
-	sh, err := synic.CreateShared(path, pages, &late)
+	sh, err := synic.CreateShared(path, pages, &late, opts...)
 	if err != nil {
 		return err
 	}
@@ -97,15 +97,7 @@ func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, page
 
 // guest attaches to `hvsim serve`: echo round trips, then hn0 up, printed,
 // and an ARP exchange with the host's station through it.
-func guest(w io.Writer, log *slog.Logger, path string, packets, size int) error {
-	if path == "" {
-		return fmt.Errorf("%w: guest needs -shm FILE", errUsage)
-	}
-	sg, err := synic.OpenShared(path)
-	if err != nil {
-		return err
-	}
-	defer sg.Close()
+func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size int) error {
 	ctx := context.Background()
 	reg := ifnet.NewRegistry()
 	defer reg.Close()
