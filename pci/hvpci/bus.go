@@ -116,14 +116,16 @@ func (b *Bus) HandlePackets(_ *vmbus.Channel, pkts []ring.Packet) {
 func (b *Bus) run() {
 	defer close(b.done)
 	err := b.bringUp()
+	if err != nil && b.ctx.Err() == nil {
+		// Recorded before Ready closes: whoever sees the bus ready and
+		// failed finds the failure in Driver.Errors too.
+		b.d.fail(fmt.Errorf("hvpci: bus %v: %w", b.Instance(), err))
+	}
 	b.mu.Lock()
 	b.err = err
 	b.mu.Unlock()
 	close(b.ready)
 	if err != nil {
-		if b.ctx.Err() == nil {
-			b.d.fail(fmt.Errorf("hvpci: bus %v: %w", b.Instance(), err))
-		}
 		return
 	}
 	for {
@@ -364,7 +366,13 @@ func (b *Bus) setup(desc vpciwire.Description) (*Function, error) {
 	if err := b.statusRequest(ra.Encode()); err != nil {
 		return nil, fmt.Errorf("resources assigned: %w", err)
 	}
-	return newFunction(b, desc, bars), nil
+	f := newFunction(b, desc, bars)
+	if m := b.d.mmio; m != nil {
+		if err := m.placeBARs(f.Config(), f.bars); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // surprise removes f at once: it is dead before subscribers hear of it.
