@@ -111,6 +111,23 @@ func SetBARAddress(cs ConfigSpace, b BARInfo, addr uint64) error {
 	return nil
 }
 
+// MemBARAddress reads the address memory BAR i holds (both halves of a
+// 64-bit BAR), without probing: what a platform maps when a driver asks
+// for the BAR. An I/O BAR, or one past the last, reads 0.
+func MemBARAddress(cs ConfigSpace, i int) uint64 {
+	if i < 0 || i >= NumBARs {
+		return 0
+	}
+	lo := cs.Read32(BAROffset(i))
+	switch {
+	case lo&BARSpaceIO != 0:
+		return 0
+	case lo&BARMemTypeMask == BARMemType64 && i < NumBARs-1:
+		return uint64(cs.Read32(BAROffset(i+1)))<<32 | uint64(lo&BARMemAddressMask)
+	}
+	return uint64(lo & BARMemAddressMask)
+}
+
 // SetCommand sets and clears bits of the command register.
 func SetCommand(cs ConfigSpace, set, clear uint16) {
 	cs.Write16(Command, cs.Read16(Command)&^clear|set)

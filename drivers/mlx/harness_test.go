@@ -2,6 +2,7 @@ package mlx
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -115,8 +116,14 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		MapBAR: func(f *hvpci.Function, bar int, gpa, size uint64) (pci.BAR, error) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
+			// The guest placed the BAR (Config.MMIO); the device decodes it
+			// there, as a mapping by guest-physical address would find it.
+			if at := pci.MemBARAddress(r.dev.Config(), bar); gpa < 1<<32 || at != gpa {
+				return nil, fmt.Errorf("BAR%d asked for at %#x, the device decodes it at %#x", bar, gpa, at)
+			}
 			return r.dev.BAR(bar), nil
 		},
+		MMIO:         []hvpci.MMIORange{{Base: 0xF800_0000, Size: 64 << 20}, {Base: 0x10_0000_0000, Size: 1 << 30}},
 		EjectTimeout: 10 * time.Second,
 	})
 	if err != nil {

@@ -30,6 +30,8 @@ var (
 	ErrTimeout = errors.New("hvpci: timed out waiting for the host")
 	// ErrConfig: a bad Config or argument.
 	ErrConfig = errors.New("hvpci: invalid configuration or argument")
+	// ErrResources: a function's BARs do not fit in Config.MMIO.
+	ErrResources = errors.New("hvpci: no room for the function's BARs")
 )
 
 // Window is the bus's 8 KiB configuration MMIO window as the platform maps
@@ -74,12 +76,20 @@ type Config struct {
 	// hardware this is a sysfs/VFIO mmap of the BAR; an in-process test
 	// maps it to the host device model's BAR.
 	MapBAR func(f *Function, bar int, gpa, size uint64) (pci.BAR, error)
+	// MMIO are the guest-physical ranges the driver places BARs in (on
+	// Hyper-V the VMBus device's ACPI MMIO ranges, below and above 4 GiB;
+	// they must not hold a bus's configuration window). Each memory BAR of
+	// a new function gets a naturally aligned piece, written to its config
+	// space before the function is announced, and freed when it goes. Nil:
+	// BARs are left where the device has them (Function.BARs' Base is 0).
+	MMIO []MMIORange
 }
 
 // Driver is the vPCI bus driver; it implements vmbus.Driver for Class.
 type Driver struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	mmio *mmioSpace // nil without Config.MMIO; guarded by its own mutex
 
 	mu    sync.Mutex
 	buses map[*vmbus.Offer]*Bus
@@ -108,9 +118,17 @@ func NewDriver(cfg Config) (*Driver, error) {
 	if cfg.EjectTimeout <= 0 {
 		cfg.EjectTimeout = 5 * time.Second
 	}
+	var mmio *mmioSpace
+	if len(cfg.MMIO) > 0 {
+		m, err := newMMIOSpace(cfg.MMIO)
+		if err != nil {
+			return nil, err
+		}
+		mmio = m
+	}
 	base := kernel.LoggerOr(cfg.Logger)
 	log := slog.New(kernel.RateLimit(base.Handler(), 20, time.Second, cfg.Clock)).With("drv", "hvpci")
-	return &Driver{cfg: cfg, log: log, buses: map[*vmbus.Offer]*Bus{}, subs: map[int]*subscriber{}}, nil
+	return &Driver{cfg: cfg, log: log, mmio: mmio, buses: map[*vmbus.Offer]*Bus{}, subs: map[int]*subscriber{}}, nil
 }
 
 // Add implements vmbus.Driver: it starts bringing the bus up in the

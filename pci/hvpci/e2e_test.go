@@ -43,6 +43,7 @@ func TestGuestBusAgainstHostServer(t *testing.T) {
 	const base = 0xF000_0000
 	drv, err := hvpci.NewDriver(hvpci.Config{
 		Window: func(tlfs.GUID) (hvpci.Window, error) { return hvpci.MMIOWindow(base, vbus.Window(base)), nil },
+		MMIO:   []hvpci.MMIORange{{Base: 0xF800_0000, Size: 64 << 20}, {Base: 0x10_0000_0000, Size: 1 << 30}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +82,17 @@ func TestGuestBusAgainstHostServer(t *testing.T) {
 		}
 		if want := fn.Config().Read32(0); got != want {
 			t.Fatalf("vendor/device %#x through the window, device has %#x", got, want)
+		}
+		// The guest placed the 64-bit BAR above 4 GiB, aligned, and the
+		// device model holds the address it wrote; the same piece is
+		// reused after each eject.
+		bars := f.BARs()
+		if len(bars) != 1 || bars[0].Base != 0x10_0000_0000 || bars[0].Size != vpci.TestBARSize || !bars[0].Is64 {
+			t.Fatalf("round %d: BARs %+v", round, bars)
+		}
+		dc := fn.Config()
+		if got := uint64(dc.Read32(pci.BAR0+4))<<32 | uint64(dc.Read32(pci.BAR0)&^0xf); got != bars[0].Base {
+			t.Fatalf("round %d: device BAR0 %#x, guest placed it at %#x", round, got, bars[0].Base)
 		}
 		// A command-register write reaches the device model.
 		if err := f.WriteConfig(pci.Command, 2, uint32(pci.CommandMemory|pci.CommandMaster)); err != nil {

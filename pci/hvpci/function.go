@@ -40,8 +40,8 @@ func (f *Function) Serial() uint32 { return f.desc.Serial }
 // SlotName is the Linux slot name: the serial in decimal.
 func (f *Function) SlotName() string { return fmt.Sprint(f.desc.Serial) }
 
-// BARs returns the BARs the host's probe values describe (Base is 0: the
-// platform places them).
+// BARs returns the BARs the host's probe values describe, each at the
+// address the driver placed it (Config.MMIO; Base 0 without it).
 func (f *Function) BARs() []pci.BARInfo { return append([]pci.BARInfo(nil), f.bars...) }
 
 // MapBAR returns register access to memory BAR bar (its first register
@@ -80,13 +80,18 @@ func (f *Function) Removed() bool {
 	return f.removed
 }
 
+// kill marks the function gone and frees its BAR addresses (once).
 func (f *Function) kill() {
 	f.mu.Lock()
-	if !f.removed {
+	first := !f.removed
+	if first {
 		f.removed = true
 		close(f.gone)
 	}
 	f.mu.Unlock()
+	if m := f.bus.d.mmio; first && m != nil {
+		m.freeBARs(f.bars)
+	}
 }
 
 // ReadConfig reads size (1, 2, 4) bytes at config offset where. As Linux

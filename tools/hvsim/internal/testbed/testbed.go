@@ -181,6 +181,11 @@ const (
 	windowBase = 0xF000_0000
 )
 
+// guestMMIO are the VMBus MMIO ranges the guest places VF BARs in (a
+// Hyper-V generation 2 VM's shape: one below 4 GiB, above the config
+// window, and one above).
+var guestMMIO = []hvpci.MMIORange{{Base: 0xF800_0000, Size: 64 << 20}, {Base: 0x10_0000_0000, Size: 1 << 30}}
+
 // runTime estimates the longest a run's traffic can last: Duration, or
 // the migrations back to back with their waits if they take longer.
 func (c *Config) runTime() time.Duration {
@@ -259,6 +264,7 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 			return hvpci.MMIOWindow(windowBase, tb.vbus.Window(windowBase)), nil
 		},
 		MapBAR: tb.mapBAR,
+		MMIO:   guestMMIO,
 		Logger: tb.log.With("side", "guest", "dev", "hvpci"),
 	}); err != nil {
 		return tb, err

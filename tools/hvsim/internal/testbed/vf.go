@@ -87,11 +87,16 @@ func (tb *Testbed) attachVFDriver() error {
 }
 
 // mapBAR is the in-process platform's BAR mapping for hvpci: the guest
-// reaches the current VF model's BAR directly.
-func (tb *Testbed) mapBAR(f *hvpci.Function, bar int, _, _ uint64) (pci.BAR, error) {
+// reaches the current VF model's BAR directly, where the guest placed it
+// (the address must be what the device's config space holds, as a
+// platform mapping by guest-physical address would find it).
+func (tb *Testbed) mapBAR(f *hvpci.Function, bar int, gpa, _ uint64) (pci.BAR, error) {
 	vf := tb.curVF.Load()
 	if vf == nil || f.Serial() != VFSerial {
 		return nil, fmt.Errorf("%w: no device model behind serial %#x", ErrMigrate, f.Serial())
+	}
+	if at := pci.MemBARAddress(vf.dev.Config(), bar); gpa == 0 || at != gpa {
+		return nil, fmt.Errorf("%w: BAR%d asked for at %#x, the device decodes it at %#x", ErrMigrate, bar, gpa, at)
 	}
 	b := vf.dev.BAR(bar)
 	if b == nil {
