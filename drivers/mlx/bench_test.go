@@ -79,6 +79,20 @@ func benchFrame(size int, dst, src net.HardwareAddr) []byte {
 	return f
 }
 
+// sendBatch fills batch with 32 copies of f from pool and transmits them
+// all through ifp, yielding while the SQ is full.
+func sendBatch(ifp *ifnet.Interface, pool *packet.Pool, batch *packet.Batch, f []byte) {
+	pool.GetBatch(batch, 32)
+	for _, p := range batch.Packets() {
+		_ = p.SetBytes(f)
+	}
+	for batch.Len() > 0 {
+		if n, _ := ifp.Transmit(batch); n == 0 {
+			runtime.Gosched()
+		}
+	}
+}
+
 func allocsPerPkt(b *testing.B, before runtime.MemStats, pkts int) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -94,17 +108,7 @@ func BenchmarkVFTransmit(b *testing.B) {
 			f := benchFrame(size, net.HardwareAddr(stationMAC[:]), net.HardwareAddr(vfMAC[:]))
 			pool := packet.MustPool(packet.PoolConfig{Prealloc: 64})
 			batch := packet.NewBatch(32)
-			send := func() {
-				pool.GetBatch(batch, 32)
-				for _, p := range batch.Packets() {
-					_ = p.SetBytes(f)
-				}
-				for batch.Len() > 0 {
-					if n, _ := ifp.Transmit(batch); n == 0 {
-						runtime.Gosched()
-					}
-				}
-			}
+			send := func() { sendBatch(ifp, pool, batch, f) }
 			for range 100 { // warm up pools and rings
 				send()
 			}
@@ -190,15 +194,7 @@ func TestVFDataPathAllocs(t *testing.T) {
 		}
 	}
 	step := func() {
-		pool.GetBatch(batch, 32)
-		for _, p := range batch.Packets() {
-			_ = p.SetBytes(txf)
-		}
-		for batch.Len() > 0 {
-			if n, _ := ifp.Transmit(batch); n == 0 {
-				runtime.Gosched()
-			}
-		}
+		sendBatch(ifp, pool, batch, txf)
 		sent += 32
 		pool.GetBatch(batch, 32)
 		for _, p := range batch.Packets() {

@@ -131,14 +131,5 @@ func TestVFNonTransparentInFailoverAlignsRSS(t *testing.T) {
 	if p := w.nic.State().RSS; p == nil || !bytes.Equal(p.HashKey, vfKey) {
 		t.Fatalf("host RSS key not the VF's: %+v", p)
 	}
-	if err := w.reg.Detach(vf.ifp); err != nil {
-		t.Fatal(err)
-	}
-	w.waitState(netvsc.VFNone)
-	if after := w.ifp.RSS(); !bytes.Equal(after.Key, before.Key) || after.Types != before.Types {
-		t.Fatalf("RSS after detach %+v, before %+v", after, before)
-	}
-	if p := w.nic.State().RSS; p == nil || !bytes.Equal(p.HashKey, before.Key) {
-		t.Fatalf("host RSS key not restored")
-	}
+	w.detachAndCheckRSS(vf, before)
 }

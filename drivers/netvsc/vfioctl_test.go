@@ -162,14 +162,21 @@ func TestVFRSSAlignAndRestore(t *testing.T) {
 	if err := w.ifp.Ioctl(&h); err != nil || h.Types != wantTypes {
 		t.Fatalf("GetRSSHash %+v %v", h, err)
 	}
-	if err := w.reg.Detach(vf.ifp); err != nil {
-		t.Fatal(err)
+	w.detachAndCheckRSS(vf, before)
+}
+
+// detachAndCheckRSS detaches the VF and checks hn's RSS key and types,
+// and the host's key, are hn's own again.
+func (vw *vfWorld) detachAndCheckRSS(vf *fakeVF, before ifnet.RSSConfig) {
+	vw.t.Helper()
+	if err := vw.reg.Detach(vf.ifp); err != nil {
+		vw.t.Fatal(err)
 	}
-	w.waitState(netvsc.VFNone)
-	if after := w.ifp.RSS(); !bytes.Equal(after.Key, before.Key) || after.Types != before.Types {
-		t.Fatalf("RSS after detach %+v, before %+v", after, before)
+	vw.waitState(netvsc.VFNone)
+	if after := vw.ifp.RSS(); !bytes.Equal(after.Key, before.Key) || after.Types != before.Types {
+		vw.t.Fatalf("RSS after detach %+v, before %+v", after, before)
 	}
-	if p := w.nic.State().RSS; p == nil || !bytes.Equal(p.HashKey, before.Key) {
-		t.Fatalf("host RSS key not restored")
+	if p := vw.nic.State().RSS; p == nil || !bytes.Equal(p.HashKey, before.Key) {
+		vw.t.Fatalf("host RSS key not restored")
 	}
 }
