@@ -41,11 +41,11 @@ func TestBadGuestInput(t *testing.T) {
 	}
 	// A GPA range outside guest memory.
 	nv := nvsp.AppendPadded(nil, &nvsp.SendRNDISPacket{ChannelType: nvsp.ChannelData, SectionIndex: nvsp.NoSection}, nvsp.GuestMessageSize)
-	g.tid++
-	id := g.tid
+	g.TID++
+	id := g.TID
 	bad := []gpa.Range{{ByteCount: 64, PFNs: []uint64{0x7FFFFFF}}}
-	g.write(func(w *ring.Writer) error { return w.WriteGPADirect(id, true, bad, nv) })
-	if c := decodeHost[*nvsp.SendRNDISPacketComplete](g, g.completion(id)); c.Status != nvsp.StatusFailure {
+	g.Write(func(w *ring.Writer) error { return w.WriteGPADirect(id, true, bad, nv) })
+	if c := decodeHost[*nvsp.SendRNDISPacketComplete](g, g.Completion(id)); c.Status != nvsp.StatusFailure {
 		t.Errorf("bad GPA range: %v", c.Status)
 	}
 	// Garbage on the control channel: the NVSP packet completes, no reply.
@@ -54,18 +54,18 @@ func TestBadGuestInput(t *testing.T) {
 	}
 	// Completions for nothing in flight, a transfer-page packet from the
 	// guest, a second receive buffer.
-	g.write(func(w *ring.Writer) error { return w.WriteCompletion(12345, nil) })
-	g.write(func(w *ring.Writer) error { return w.WriteCompletion(3, nil) })
+	g.Write(func(w *ring.Writer) error { return w.WriteCompletion(12345, nil) })
+	g.Write(func(w *ring.Writer) error { return w.WriteCompletion(3, nil) })
 	var rb nvsp.SendReceiveBuffer
 	rb.GPADL, rb.ID = 0x100, nvsp.ReceiveBufferID
-	if c := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.completion(g.sendNVSP(&rb, true))); c.Status != nvsp.StatusFailure {
+	if c := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.Completion(g.sendNVSP(&rb, true))); c.Status != nvsp.StatusFailure {
 		t.Errorf("second receive buffer: %+v", c)
 	}
 	// SUBCHANNEL beyond MaxQueues, OID_QUERY_EX.
-	if c := decodeHost[*nvsp.SubchannelComplete](g, g.completion(g.sendNVSP(&nvsp.SubchannelRequest{Op: nvsp.SubchannelAllocate, Count: 3}, true))); c.Status != nvsp.StatusFailure || c.Count != 0 {
+	if c := decodeHost[*nvsp.SubchannelComplete](g, g.Completion(g.sendNVSP(&nvsp.SubchannelRequest{Op: nvsp.SubchannelAllocate, Count: 3}, true))); c.Status != nvsp.StatusFailure || c.Count != 0 {
 		t.Errorf("subchannels: %+v", c)
 	}
-	if c := decodeHost[*nvsp.OIDQueryExComplete](g, g.completion(g.sendNVSP(&nvsp.OIDQueryEx{OID: 1}, true))); c.Status != uint32(rndis.StatusNotSupported) {
+	if c := decodeHost[*nvsp.OIDQueryExComplete](g, g.Completion(g.sendNVSP(&nvsp.OIDQueryEx{OID: 1}, true))); c.Status != uint32(rndis.StatusNotSupported) {
 		t.Errorf("OID_QUERY_EX: %+v", c)
 	}
 	// Still serving.
@@ -126,6 +126,6 @@ func fuzzOnce(t *testing.T, data []byte) {
 		g.sendRNDIS(&nvsp.SendRNDISPacket{ChannelType: nvsp.ChannelControl, SectionIndex: 0, SectionSize: size})
 		// The host still answers (INIT after the buffers is refused, but
 		// answered).
-		g.completion(g.sendNVSP(nvsp.NewInit(nvsp.Version61), true))
+		g.Completion(g.sendNVSP(nvsp.NewInit(nvsp.Version61), true))
 	}
 }

@@ -141,7 +141,7 @@ func TestAttachAndQueries(t *testing.T) {
 	if st := g.controlRaw(h.AppendTo(nil)); st != nvsp.StatusSuccess {
 		t.Fatalf("HALT: %v", st)
 	}
-	if p, ok := g.read(50 * time.Millisecond); ok {
+	if p, ok := g.Read(50 * time.Millisecond); ok {
 		t.Fatalf("HALT answered: %+v", p)
 	}
 	if e.dev.State().RNDIS != netvsp.RNDISHalted {
@@ -180,16 +180,16 @@ func TestNDISConfigRequiredBeforeReceiveBuffer(t *testing.T) {
 	e := newEnv(t, netvsp.Config{})
 	g := e.connect()
 	g.init(nvsp.Version5)
-	region, _ := e.ram.Alloc(32)
+	region, _ := e.RAM.Alloc(32)
 	var rb nvsp.SendReceiveBuffer
 	rb.GPADL, rb.ID = g.gpadl(region), nvsp.ReceiveBufferID
-	if c := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.completion(g.sendNVSP(&rb, true))); c.Status != nvsp.StatusFailure {
+	if c := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.Completion(g.sendNVSP(&rb, true))); c.Status != nvsp.StatusFailure {
 		t.Fatalf("receive buffer without NDIS config: %+v", c)
 	}
 	// A GPADL that does not exist.
 	g.sendNVSP(&nvsp.SendNDISConfig{MTU: 1514}, false)
 	rb.GPADL = 0xdead
-	if c := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.completion(g.sendNVSP(&rb, true))); c.Status != nvsp.StatusFailure {
+	if c := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.Completion(g.sendNVSP(&rb, true))); c.Status != nvsp.StatusFailure {
 		t.Fatalf("receive buffer on a bad GPADL: %+v", c)
 	}
 }
@@ -222,7 +222,7 @@ func TestVFAssociation(t *testing.T) {
 	g := e.connect()
 	g.attach(nvsp.Version5, nvsp.GuestCapabilities(nvsp.Version5, false), 32, 16)
 	g.rndisInit()
-	p := g.mustRead()
+	p := g.MustRead()
 	va := decodeHost[*nvsp.SendVFAssociation](g, p.Payload)
 	if p.Type != ring.TypeInBand || !p.CompletionRequested() || p.TransID != 0x8000000000000000 || !va.Allocated || va.Serial != 7 {
 		t.Fatalf("VF association %+v %+v", p.Descriptor, va)
@@ -232,7 +232,7 @@ func TestVFAssociation(t *testing.T) {
 	}
 	// The guest switches to the VF: an empty completion.
 	id := g.sendNVSP(&nvsp.SwitchDataPath{DataPath: nvsp.DataPathVF}, true)
-	if b := g.completion(id); len(b) != 0 {
+	if b := g.Completion(id); len(b) != 0 {
 		t.Fatalf("SWITCH_DATA_PATH completion carries % x", b)
 	}
 	if e.dev.State().DataPath != nvsp.DataPathVF {
@@ -240,18 +240,18 @@ func TestVFAssociation(t *testing.T) {
 	}
 	// The VF goes away while in use: switch back, then disassociate.
 	e.dev.SetVF(false, 7)
-	p = g.mustRead()
+	p = g.MustRead()
 	if sp := decodeHost[*nvsp.SwitchDataPath](g, p.Payload); sp.DataPath != nvsp.DataPathSynthetic || p.TransID != 0x8000000000000001 {
 		t.Fatalf("host switch %+v", sp)
 	}
-	p = g.mustRead()
+	p = g.MustRead()
 	if va := decodeHost[*nvsp.SendVFAssociation](g, p.Payload); va.Allocated || va.Serial != 7 {
 		t.Fatalf("disassociation %+v", va)
 	}
 	// Guest completions of host requests are tolerated.
-	g.write(func(w *ring.Writer) error { return w.WriteCompletion(0x8000000000000000, nil) })
+	g.Write(func(w *ring.Writer) error { return w.WriteCompletion(0x8000000000000000, nil) })
 	e.dev.SetVF(true, 9)
-	if va := decodeHost[*nvsp.SendVFAssociation](g, g.mustRead().Payload); !va.Allocated || va.Serial != 9 {
+	if va := decodeHost[*nvsp.SendVFAssociation](g, g.MustRead().Payload); !va.Allocated || va.Serial != 9 {
 		t.Fatalf("re-association %+v", va)
 	}
 	if e.dev.Stats().Errors != 0 {
@@ -265,7 +265,7 @@ func TestNoVFWithoutSRIOV(t *testing.T) {
 	g := e.connect()
 	g.attach(nvsp.Version5, nvsp.CapIEEE8021Q, 32, 16)
 	g.rndisInit()
-	if p, ok := g.read(50 * time.Millisecond); ok {
+	if p, ok := g.Read(50 * time.Millisecond); ok {
 		t.Fatalf("host sent %+v to a guest without SR-IOV", p.Descriptor)
 	}
 }

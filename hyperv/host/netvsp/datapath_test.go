@@ -76,7 +76,7 @@ func (g *guest) sendSection(idx int, frames [][]byte, infos []*rndis.PacketInfo)
 func (g *guest) sendRNDIS(m *nvsp.SendRNDISPacket) nvsp.Status {
 	g.t.Helper()
 	id := g.sendNVSP(m, true)
-	return decodeHost[*nvsp.SendRNDISPacketComplete](g, g.completion(id)).Status
+	return decodeHost[*nvsp.SendRNDISPacketComplete](g, g.Completion(id)).Status
 }
 
 // sendGPADirect sends one frame GPA-direct: the RNDIS header in one range,
@@ -91,10 +91,10 @@ func (g *guest) sendGPADirect(frame []byte, info *rndis.PacketInfo) nvsp.Status 
 	copy(page[4096:], frame)
 	r := []gpa.Range{{ByteCount: uint32(n), PFNs: g.scratch.PFNs[:1]}, {ByteCount: uint32(len(frame)), PFNs: g.scratch.PFNs[1:2]}}
 	nv := nvsp.AppendPadded(nil, &nvsp.SendRNDISPacket{ChannelType: nvsp.ChannelData, SectionIndex: nvsp.NoSection}, nvsp.GuestMessageSize)
-	g.tid++
-	id := g.tid
-	g.write(func(w *ring.Writer) error { return w.WriteGPADirect(id, true, r, nv) })
-	return decodeHost[*nvsp.SendRNDISPacketComplete](g, g.completion(id)).Status
+	g.TID++
+	id := g.TID
+	g.Write(func(w *ring.Writer) error { return w.WriteGPADirect(id, true, r, nv) })
+	return decodeHost[*nvsp.SendRNDISPacketComplete](g, g.Completion(id)).Status
 }
 
 type rxFrame struct {
@@ -106,7 +106,7 @@ type rxFrame struct {
 // its frames.
 func (g *guest) readData() []rxFrame {
 	g.t.Helper()
-	p := g.mustRead()
+	p := g.MustRead()
 	if p.Type != ring.TypeXferPages {
 		g.t.Fatalf("got %v, want transfer pages", p.Type)
 	}

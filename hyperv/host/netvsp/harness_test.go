@@ -1,52 +1,38 @@
 package netvsp_test
 
 import (
-	"errors"
 	"testing"
-	"time"
 
 	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
 	"github.com/hvguest/hvguest/drivers/netvsc/rndis"
 	"github.com/hvguest/hvguest/hyperv/gpa"
-	"github.com/hvguest/hvguest/hyperv/host"
+	"github.com/hvguest/hvguest/hyperv/host/hosttest"
 	"github.com/hvguest/hvguest/hyperv/host/netvsp"
 	"github.com/hvguest/hvguest/hyperv/host/vswitch"
 	"github.com/hvguest/hvguest/hyperv/ring"
-	"github.com/hvguest/hvguest/hyperv/synic"
 	"github.com/hvguest/hvguest/hyperv/tlfs"
 	"github.com/hvguest/hvguest/hyperv/vmbus/vmbusmsg"
 	"github.com/hvguest/hvguest/kernel"
 )
 
-// The tests play a netvsc guest by hand: VMBus messages through the synic
-// pair, NVSP and RNDIS through hyperv/ring rings on simulated RAM.
+// The tests play a netvsc guest by hand (hyperv/host/hosttest): VMBus
+// messages through the synic pair, NVSP and RNDIS through hyperv/ring
+// rings on simulated RAM.
 
-const waitTimeout = 5 * time.Second
+const waitTimeout = hosttest.Timeout
 
 var guestMAC = vswitch.MAC{0x00, 0x15, 0x5d, 0x01, 0x02, 0x03}
 
 type env struct {
-	t    *testing.T
-	srv  *host.Server
-	port synic.GuestPort
-	ram  *kernel.SimRAM
-	sw   *vswitch.Switch
-	dev  *netvsp.Device
-	conn uint32
+	*hosttest.Guest
+	t   *testing.T
+	sw  *vswitch.Switch
+	dev *netvsp.Device
 }
 
 func newEnv(t *testing.T, cfg netvsp.Config) *env {
 	t.Helper()
-	ram := kernel.NewSimRAM(1024)
-	srv, err := host.NewServer(host.Config{Memory: ram})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair := synic.NewPair(srv)
-	if err := srv.Attach(pair.Host()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	g := hosttest.New(t, 1024)
 	sw := vswitch.New(vswitch.Config{NoAger: true})
 	t.Cleanup(sw.Close)
 	if cfg.MAC.IsZero() {
@@ -57,59 +43,20 @@ func newEnv(t *testing.T, cfg netvsp.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.AddDevice(dev); err != nil {
+	if err := g.Srv.AddDevice(dev); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, port: pair.Guest(), ram: ram, sw: sw, dev: dev, conn: 1}
+	return &env{Guest: g, t: t, sw: sw, dev: dev}
 }
 
-func (e *env) post(m vmbusmsg.Message) {
-	e.t.Helper()
-	if err := e.port.PostMessage(e.conn, uint32(tlfs.MsgVMBus), m.Encode()); err != nil {
-		e.t.Fatalf("post %s: %v", m.Type(), err)
-	}
-}
-
-func (e *env) recv() vmbusmsg.Message {
-	e.t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	var sm synic.Message
-	for {
-		if e.port.TakeMessage(&sm) {
-			m, err := vmbusmsg.DecodeFromHost(sm.Bytes())
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			return m
-		}
-		select {
-		case <-e.port.Interrupt():
-		case <-deadline.C:
-			e.t.Fatal("no message from the host")
-		}
-	}
-}
-
-func expectMsg[T vmbusmsg.Message](e *env) T {
-	e.t.Helper()
-	m := e.recv()
-	x, ok := m.(T)
-	if !ok {
-		e.t.Fatalf("got %s, want %T", m.Type(), x)
-	}
-	return x
-}
+func expectMsg[T vmbusmsg.Message](e *env) T { e.t.Helper(); return hosttest.Expect[T](e.Guest) }
 
 // guest is a scripted netvsc guest on the NIC's primary channel.
 type guest struct {
+	*hosttest.Channel
 	e       *env
 	t       *testing.T
-	offer   *vmbusmsg.OfferChannel
-	out     *ring.Writer
-	in      *ring.Reader
-	tid     uint64
-	nextID  uint32
+	nextID  uint32 // the next GPADL id
 	version nvsp.Version
 
 	recvBuf, sendBuf *kernel.Region
@@ -117,66 +64,16 @@ type guest struct {
 	sectionSize      int
 	scratch          *kernel.Region // a page for GPA-direct control messages
 	rid              uint32
-	pending          []hostPacket // packets read while waiting for something else
 }
 
-// hostPacket is a packet from the host, copied out of the ring.
-type hostPacket struct {
-	ring.Descriptor
-	Ranges  []ring.XferRange
-	SetID   uint16
-	Payload []byte
-}
+type hostPacket = hosttest.Packet
 
 // connect negotiates VMBus, finds the NIC's offer and opens it.
 func (e *env) connect() *guest {
 	e.t.Helper()
-	v := vmbusmsg.VersionWin10V5_3
-	ic := &vmbusmsg.InitiateContact{VersionRequested: v}
-	ic.SetTargetInfo(2, 0, 0)
-	if err := e.port.PostMessage(v.InitiateContactConnectionID(), uint32(tlfs.MsgVMBus), ic.Encode()); err != nil {
-		e.t.Fatal(err)
-	}
-	r := expectMsg[*vmbusmsg.VersionResponse](e)
-	e.conn = r.MsgConnID
-	e.post(&vmbusmsg.RequestOffers{})
-	var offer *vmbusmsg.OfferChannel
-	for offer == nil {
-		switch m := e.recv().(type) {
-		case *vmbusmsg.OfferChannel:
-			if m.InterfaceType == tlfs.GUIDNetwork {
-				offer = m
-			}
-		case *vmbusmsg.AllOffersDelivered:
-			e.t.Fatal("no network offer")
-		}
-	}
-	for {
-		if _, ok := e.recv().(*vmbusmsg.AllOffersDelivered); ok {
-			break
-		}
-	}
-	region, err := e.ram.Alloc(8)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	first, second, err := ring.SplitPair(region.Bytes, 4)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, m := range []ring.Memory{first, second} {
-		ring.InitControl(m.Control)
-	}
-	g := &guest{e: e, t: e.t, offer: offer, nextID: 0x100}
-	g.gpadl(region)
-	e.post(&vmbusmsg.OpenChannel{ChildRelID: offer.ChildRelID, OpenID: offer.ChildRelID, RingBufferGPADL: g.nextID - 1,
-		DownstreamRingBufferPageOffset: 4})
-	if res := expectMsg[*vmbusmsg.OpenChannelResult](e); res.Status != 0 {
-		e.t.Fatalf("open: %+v", res)
-	}
-	g.out, _ = ring.NewWriter(first.Control, first.Data)
-	g.in, _ = ring.NewReader(second.Control, second.Data, nil)
-	g.scratch, _ = e.ram.Alloc(2)
+	offer := e.Connect(tlfs.GUIDNetwork)
+	g := &guest{Channel: e.Open(offer, 0x100, 4), e: e, t: e.t, nextID: 0x101}
+	g.scratch, _ = e.RAM.Alloc(2)
 	return g
 }
 
@@ -185,123 +82,17 @@ func (g *guest) gpadl(region *kernel.Region) uint32 {
 	g.t.Helper()
 	id := g.nextID
 	g.nextID++
-	h, bodies, err := vmbusmsg.SplitGPADL(g.offer.ChildRelID, id, []gpa.Range{vmbusmsg.PageRange(region.PFNs)})
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	g.e.post(h)
-	for _, b := range bodies {
-		g.e.post(b)
-	}
-	if c := expectMsg[*vmbusmsg.GPADLCreated](g.e); c.CreationStatus != 0 {
-		g.t.Fatalf("GPADL: %+v", c)
-	}
+	g.e.GPADL(g.Offer.ChildRelID, id, region)
 	return id
-}
-
-func (g *guest) signal() { g.e.port.SignalEvent(g.offer.ConnectionID) }
-
-func (g *guest) write(fn func(w *ring.Writer) error) {
-	g.t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		err := fn(g.out)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ring.ErrFull) || time.Now().After(deadline) {
-			g.t.Fatal(err)
-		}
-		if g.out.Commit() {
-			g.signal()
-		}
-		g.wait()
-	}
-	if g.out.Commit() {
-		g.signal()
-	}
-}
-
-func (g *guest) wait() {
-	select {
-	case <-g.e.port.Interrupt():
-	case <-time.After(time.Millisecond):
-	}
-	g.e.port.ScanEvents(func(uint32) {})
 }
 
 // sendNVSP sends m in-band (40 bytes, as Linux) and returns its trans id.
 func (g *guest) sendNVSP(m nvsp.Message, completion bool) uint64 {
-	g.tid++
-	id := g.tid
-	b := nvsp.AppendPadded(nil, m, nvsp.GuestMessageSize)
-	g.write(func(w *ring.Writer) error { return w.WriteInBand(id, completion, b) })
-	return id
+	return g.SendInBand(nvsp.AppendPadded(nil, m, nvsp.GuestMessageSize), completion)
 }
 
 // sendRaw sends raw bytes in-band with a completion requested.
-func (g *guest) sendRaw(b []byte) uint64 {
-	g.tid++
-	id := g.tid
-	g.write(func(w *ring.Writer) error { return w.WriteInBand(id, true, b) })
-	return id
-}
-
-// read returns the next packet from the host.
-func (g *guest) read(d time.Duration) (hostPacket, bool) {
-	g.t.Helper()
-	if len(g.pending) > 0 {
-		p := g.pending[0]
-		g.pending = g.pending[1:]
-		return p, true
-	}
-	deadline := time.Now().Add(d)
-	var p ring.Packet
-	for {
-		err := g.in.Next(&p)
-		if err == nil {
-			hp := hostPacket{Descriptor: p.Descriptor, Payload: append([]byte(nil), p.Payload...)}
-			if p.Type == ring.TypeXferPages {
-				hp.Ranges = p.AppendXferRanges(nil)
-				hp.SetID = p.XferSetID
-			}
-			if g.in.Commit() {
-				g.signal()
-			}
-			return hp, true
-		}
-		if err != ring.ErrEmpty {
-			g.t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			return hostPacket{}, false
-		}
-		g.wait()
-	}
-}
-
-func (g *guest) mustRead() hostPacket {
-	g.t.Helper()
-	p, ok := g.read(waitTimeout)
-	if !ok {
-		g.t.Fatal("no packet from the host")
-	}
-	return p
-}
-
-// completion waits for the completion of id, keeping other packets.
-func (g *guest) completion(id uint64) []byte {
-	g.t.Helper()
-	var skipped []hostPacket
-	defer func() { g.pending = append(skipped, g.pending...) }()
-	for {
-		p := g.mustRead()
-		if p.Type == ring.TypeCompletion && p.TransID == id {
-			return p.Payload
-		}
-		skipped = append(skipped, p)
-	}
-}
+func (g *guest) sendRaw(b []byte) uint64 { return g.SendInBand(b, true) }
 
 func decodeHost[T nvsp.Message](g *guest, b []byte) T {
 	g.t.Helper()
@@ -320,7 +111,7 @@ func decodeHost[T nvsp.Message](g *guest, b []byte) T {
 func (g *guest) init(v nvsp.Version) *nvsp.InitComplete {
 	g.t.Helper()
 	id := g.sendNVSP(nvsp.NewInit(v), true)
-	b := g.completion(id)
+	b := g.Completion(id)
 	c := decodeHost[*nvsp.InitComplete](g, b)
 	if c.Status == nvsp.StatusSuccess {
 		g.version = v
@@ -340,24 +131,24 @@ func (g *guest) attach(v nvsp.Version, caps nvsp.Capabilities, recvPages, sendPa
 	g.sendNVSP(&nvsp.SendNDISConfig{MTU: 1514, Capabilities: caps}, false)
 	g.sendNVSP(nvsp.NewSendNDISVersion(v.NDIS()), false)
 	var err error
-	g.recvBuf, err = g.e.ram.Alloc(recvPages)
+	g.recvBuf, err = g.e.RAM.Alloc(recvPages)
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	var rb nvsp.SendReceiveBuffer
 	rb.GPADL, rb.ID = g.gpadl(g.recvBuf), nvsp.ReceiveBufferID
-	rc := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.completion(g.sendNVSP(&rb, true)))
+	rc := decodeHost[*nvsp.SendReceiveBufferComplete](g, g.Completion(g.sendNVSP(&rb, true)))
 	if err := rc.Check(uint32(len(g.recvBuf.Bytes))); err != nil {
 		g.t.Fatalf("receive buffer: %+v: %v", rc, err)
 	}
 	g.slotSize = int(rc.Section.SubAllocSize)
-	g.sendBuf, err = g.e.ram.Alloc(sendPages)
+	g.sendBuf, err = g.e.RAM.Alloc(sendPages)
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	var sb nvsp.SendSendBuffer
 	sb.GPADL, sb.ID = g.gpadl(g.sendBuf), nvsp.SendBufferIDLinux
-	sc := decodeHost[*nvsp.SendSendBufferComplete](g, g.completion(g.sendNVSP(&sb, true)))
+	sc := decodeHost[*nvsp.SendSendBufferComplete](g, g.Completion(g.sendNVSP(&sb, true)))
 	if _, err := sc.Sections(uint32(len(g.sendBuf.Bytes))); err != nil || sc.Status != nvsp.StatusSuccess {
 		g.t.Fatalf("send buffer: %+v: %v", sc, err)
 	}
@@ -371,10 +162,10 @@ func (g *guest) controlRaw(msg []byte) nvsp.Status {
 	copy(g.scratch.Bytes, msg)
 	r := []gpa.Range{{ByteCount: uint32(len(msg)), PFNs: g.scratch.PFNs[:1]}}
 	nv := nvsp.AppendPadded(nil, &nvsp.SendRNDISPacket{ChannelType: nvsp.ChannelControl, SectionIndex: nvsp.NoSection}, nvsp.GuestMessageSize)
-	g.tid++
-	id := g.tid
-	g.write(func(w *ring.Writer) error { return w.WriteGPADirect(id, true, r, nv) })
-	c := decodeHost[*nvsp.SendRNDISPacketComplete](g, g.completion(id))
+	g.TID++
+	id := g.TID
+	g.Write(func(w *ring.Writer) error { return w.WriteGPADirect(id, true, r, nv) })
+	c := decodeHost[*nvsp.SendRNDISPacketComplete](g, g.Completion(id))
 	return c.Status
 }
 
@@ -383,13 +174,13 @@ func (g *guest) controlRaw(msg []byte) nvsp.Status {
 func (g *guest) rndisReply() rndis.Message {
 	g.t.Helper()
 	for {
-		p := g.mustRead()
+		p := g.MustRead()
 		if p.Type != ring.TypeXferPages {
 			g.t.Fatalf("got %v packet, want transfer pages", p.Type)
 		}
 		rp := decodeHost[*nvsp.SendRNDISPacket](g, p.Payload)
 		if rp.ChannelType != nvsp.ChannelControl {
-			g.pending = append(g.pending, p)
+			g.Pending = append(g.Pending, p)
 			continue
 		}
 		if len(p.Ranges) != 1 || p.SetID != nvsp.ReceiveBufferID {
@@ -414,7 +205,7 @@ func (g *guest) rangeBytes(r ring.XferRange) []byte {
 
 func (g *guest) completeRx(id uint64) {
 	b := nvsp.AppendPadded(nil, &nvsp.SendRNDISPacketComplete{Status: nvsp.StatusSuccess}, 8)
-	g.write(func(w *ring.Writer) error { return w.WriteCompletion(id, b) })
+	g.Write(func(w *ring.Writer) error { return w.WriteCompletion(id, b) })
 }
 
 // request sends an RNDIS request and returns the reply.

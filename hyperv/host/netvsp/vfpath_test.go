@@ -64,7 +64,7 @@ func newVFEnv(t *testing.T, cfg netvsp.Config) *vfEnv {
 		t.Fatal(err)
 	}
 	e.dev.SetVF(true, 7)
-	if va := decodeHost[*nvsp.SendVFAssociation](g, g.mustRead().Payload); !va.Allocated || va.Serial != 7 {
+	if va := decodeHost[*nvsp.SendVFAssociation](g, g.MustRead().Payload); !va.Allocated || va.Serial != 7 {
 		t.Fatalf("association %+v", va)
 	}
 	if v.gen, err = vswitch.NewGenerator(e.sw, "station", vswitch.VLANConfig{}, nil, packet.Meta{}, nil); err != nil {
@@ -85,7 +85,7 @@ func (v *vfEnv) send(dst vswitch.MAC, tag string) {
 func (v *vfEnv) switchPath(p nvsp.DataPath) {
 	v.t.Helper()
 	id := v.g.sendNVSP(&nvsp.SwitchDataPath{DataPath: p}, true)
-	if b := v.g.completion(id); len(b) != 0 {
+	if b := v.g.Completion(id); len(b) != 0 {
 		v.t.Fatalf("SWITCH_DATA_PATH completion carries % x", b)
 	}
 }
@@ -99,7 +99,7 @@ func (v *vfEnv) onGuest(what string, tags ...string) {
 			v.t.Fatalf("%s: guest got %d frames, want %q", what, len(f), tag)
 		}
 	}
-	if p, ok := v.g.read(20 * time.Millisecond); ok {
+	if p, ok := v.g.Read(20 * time.Millisecond); ok {
 		v.t.Fatalf("%s: unexpected %v from the host", what, p.Type)
 	}
 }
@@ -162,11 +162,11 @@ func TestVFDataPathSteering(t *testing.T) {
 	if v.dev.Steering().Path() {
 		t.Fatal("host path still VF after SetVF(false)")
 	}
-	p := v.g.mustRead()
+	p := v.g.MustRead()
 	if sp := decodeHost[*nvsp.SwitchDataPath](v.g, p.Payload); sp.DataPath != nvsp.DataPathSynthetic || p.TransID != 0x8000000000000001 {
 		t.Fatalf("host switch %+v", sp)
 	}
-	if va := decodeHost[*nvsp.SendVFAssociation](v.g, v.g.mustRead().Payload); va.Allocated || va.Serial != 7 {
+	if va := decodeHost[*nvsp.SendVFAssociation](v.g, v.g.MustRead().Payload); va.Allocated || va.Serial != 7 {
 		t.Fatalf("withdrawal %+v", va)
 	}
 	v.send(guestMAC, "gone")
@@ -220,7 +220,7 @@ func TestVFPortDetachFallsBack(t *testing.T) {
 func TestVFPathResetOnClose(t *testing.T) {
 	v := newVFEnv(t, netvsp.Config{})
 	v.switchPath(nvsp.DataPathVF)
-	v.post(&vmbusmsg.CloseChannel{ChildRelID: v.g.offer.ChildRelID})
+	v.Post(&vmbusmsg.CloseChannel{ChildRelID: v.g.Offer.ChildRelID})
 	for deadline := time.Now().Add(waitTimeout); v.dev.Stats().Closes == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("channel not closed")

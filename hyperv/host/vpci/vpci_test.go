@@ -18,7 +18,7 @@ const serial = 0x12345678
 func TestNegotiationDefault(t *testing.T) {
 	e := newEnv(t, vpci.Config{}, vpci.NewTestFunction(serial))
 	g := e.connect()
-	if off := g.offer; off.MMIOMegabytes != vpci.DefaultMMIOMegabytes {
+	if off := g.Offer; off.MMIOMegabytes != vpci.DefaultMMIOMegabytes {
 		t.Errorf("offer mmio megabytes %d", off.MMIOMegabytes)
 	}
 	if v := g.negotiate(); v != vpciwire.Version1_4 {
@@ -37,7 +37,7 @@ func TestNegotiationFallback(t *testing.T) {
 	e := newEnv(t, vpci.Config{Versions: []vpciwire.Version{vpciwire.Version1_2}}, vpci.NewTestFunction(serial))
 	g := e.connect()
 	for _, v := range []vpciwire.Version{vpciwire.Version1_4, vpciwire.Version1_3} {
-		r, err := vpciwire.DecodeVersionReply(g.completion(g.send(&vpciwire.QueryProtocolVersion{Version: v}, true)))
+		r, err := vpciwire.DecodeVersionReply(g.Completion(g.send(&vpciwire.QueryProtocolVersion{Version: v}, true)))
 		if err != nil || r.Status != vpciwire.StatusRevisionMismatch {
 			t.Fatalf("%v: %+v %v", v, r, err)
 		}
@@ -69,7 +69,7 @@ func TestBusRelationsBytes(t *testing.T) {
 	g := e.connect()
 	g.negotiate()
 	g.send(&vpciwire.Bare{MsgType: vpciwire.MsgQueryBusRelations}, false)
-	p := g.mustRead()
+	p := g.MustRead()
 	want := []byte{
 		0x00, 0x00, 0x49, 0x42, // BUS_RELATIONS
 		1, 0, 0, 0, // device_count
@@ -88,7 +88,7 @@ func TestBusRelationsBytes(t *testing.T) {
 	g2 := e2.connect()
 	g2.negotiate()
 	g2.send(&vpciwire.Bare{MsgType: vpciwire.MsgQueryBusRelations}, false)
-	p2 := g2.mustRead()
+	p2 := g2.MustRead()
 	if binary.LittleEndian.Uint32(p2.Payload) != uint32(vpciwire.MsgBusRelations2) || len(p2.Payload) < 8+28 ||
 		!bytes.Equal(p2.Payload[8:28], want[8:28]) {
 		t.Fatalf("relations2 % x", p2.Payload)
@@ -106,7 +106,7 @@ func TestResources(t *testing.T) {
 	}
 	g.send(&vpciwire.Bare{MsgType: vpciwire.MsgQueryBusRelations}, false)
 	g.relations()
-	r, err := vpciwire.DecodeResourceRequirementsReply(g.completion(g.send(
+	r, err := vpciwire.DecodeResourceRequirementsReply(g.Completion(g.send(
 		&vpciwire.SlotMessage{MsgType: vpciwire.MsgQueryResourceRequirements, Slot: 0}, true)))
 	if err != nil || r.Status != vpciwire.StatusSuccess {
 		t.Fatalf("requirements %+v %v", r, err)
@@ -119,7 +119,7 @@ func TestResources(t *testing.T) {
 	if err != nil || len(bars) != 1 || bars[0].Size != vpci.TestBARSize || !bars[0].Is64 {
 		t.Fatalf("decoded %+v %v", bars, err)
 	}
-	r, _ = vpciwire.DecodeResourceRequirementsReply(g.completion(g.send(
+	r, _ = vpciwire.DecodeResourceRequirementsReply(g.Completion(g.send(
 		&vpciwire.SlotMessage{MsgType: vpciwire.MsgQueryResourceRequirements, Slot: vpciwire.MakeSlot(7, 0)}, true)))
 	if r.Status != vpciwire.StatusBadData {
 		t.Fatalf("unknown slot: %v", r.Status)
@@ -134,7 +134,7 @@ func TestResources(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 	ra.Memory[0] = vpciwire.PartialResourceDescriptor{ResourceType: vpciwire.ResourceMemory, Address: 0x4_0000_0000, AdjustedLen: vpci.TestBARSize}
-	rr, err := vpciwire.DecodeResourcesAssignedReply(g.completion(g.send(ra, true)))
+	rr, err := vpciwire.DecodeResourcesAssignedReply(g.Completion(g.send(ra, true)))
 	if err != nil || rr.Status != vpciwire.StatusSuccess || rr.Memory[0].Address != 0x4_0000_0000 {
 		t.Fatalf("assigned reply %+v %v", rr, err)
 	}
@@ -163,7 +163,7 @@ func TestInterrupts(t *testing.T) {
 	g := e.connect()
 	g.bringUp()
 	ci := &vpciwire.CreateInterrupt{Variant: 3, Slot: 0, Vector: 0x31, VectorCount: 1, Processors: []uint16{2}}
-	r, err := vpciwire.DecodeCreateInterruptReply(g.completion(g.send(ci, true)))
+	r, err := vpciwire.DecodeCreateInterruptReply(g.Completion(g.send(ci, true)))
 	if err != nil || r.Status != vpciwire.StatusSuccess {
 		t.Fatalf("create: %+v %v", r, err)
 	}
@@ -171,7 +171,7 @@ func TestInterrupts(t *testing.T) {
 		t.Fatalf("translated %+v", r.Interrupt)
 	}
 	ci2 := &vpciwire.CreateInterrupt{Variant: 2, Slot: 0, Vector: 0x40, VectorCount: 4, Processors: []uint16{0}}
-	if r2, _ := vpciwire.DecodeCreateInterruptReply(g.completion(g.send(ci2, true))); r2.Status != vpciwire.StatusSuccess {
+	if r2, _ := vpciwire.DecodeCreateInterruptReply(g.Completion(g.send(ci2, true))); r2.Status != vpciwire.StatusSuccess {
 		t.Fatal(r2.Status)
 	}
 	irqs := e.bus.Interrupts(0)
@@ -184,7 +184,7 @@ func TestInterrupts(t *testing.T) {
 		{Variant: 3, Slot: 0, Vector: 0x1000, VectorCount: 1, Processors: []uint16{0}}, // vector too big
 		{Variant: 2, Slot: 0, Vector: 0x31, VectorCount: 1},                            // no processor
 	} {
-		if r, _ := vpciwire.DecodeCreateInterruptReply(g.completion(g.send(bad, true))); r.Status != vpciwire.StatusBadData {
+		if r, _ := vpciwire.DecodeCreateInterruptReply(g.Completion(g.send(bad, true))); r.Status != vpciwire.StatusBadData {
 			t.Errorf("%+v: %v", bad, r.Status)
 		}
 	}
@@ -203,7 +203,7 @@ func TestInterruptVariantNeedsVersion(t *testing.T) {
 	g := e.connect()
 	g.bringUp()
 	ci := &vpciwire.CreateInterrupt{Variant: 3, Slot: 0, Vector: 0x31, VectorCount: 1, Processors: []uint16{0}}
-	if r, _ := vpciwire.DecodeCreateInterruptReply(g.completion(g.send(ci, true))); r.Status != vpciwire.StatusNotSupported {
+	if r, _ := vpciwire.DecodeCreateInterruptReply(g.Completion(g.send(ci, true))); r.Status != vpciwire.StatusNotSupported {
 		t.Fatalf("CREATE_INTERRUPT3 at 1.2: %v", r.Status)
 	}
 }
@@ -386,13 +386,13 @@ func TestBadInput(t *testing.T) {
 		{"power state unknown", (&vpciwire.PowerStateChange{Slot: 0, State: 7}).Encode(), vpciwire.StatusBadData},
 	}
 	for _, c := range cases {
-		if st := g.status(g.sendRaw(c.msg, true)); st != c.want {
+		if st := g.status(g.SendInBand(c.msg, true)); st != c.want {
 			t.Errorf("%s: %v, want %v", c.name, st, c.want)
 		}
 	}
 	// The same without completions: dropped, nothing sent.
 	for _, c := range cases {
-		g.sendRaw(c.msg, false)
+		g.SendInBand(c.msg, false)
 	}
 	g.noPacket()
 	// The channel still works.
@@ -400,7 +400,7 @@ func TestBadInput(t *testing.T) {
 	if st := g.status(g.send(&vpciwire.BusD0Entry{MMIOBase: windowBase}, true)); st != vpciwire.StatusNotSupported {
 		t.Fatalf("second D0 entry: %v", st)
 	}
-	if r, _ := vpciwire.DecodeVersionReply(g.completion(g.send(&vpciwire.QueryProtocolVersion{Version: vpciwire.Version1_4}, true))); r.Status != vpciwire.StatusNotSupported {
+	if r, _ := vpciwire.DecodeVersionReply(g.Completion(g.send(&vpciwire.QueryProtocolVersion{Version: vpciwire.Version1_4}, true))); r.Status != vpciwire.StatusNotSupported {
 		t.Fatalf("version query in D0: %v", r.Status)
 	}
 	if s := e.bus.Stats(); s.Rejected < uint64(2*len(cases)) {
