@@ -360,6 +360,9 @@ func (v *VF) attachInterface(ctx context.Context) error {
 	if err := v.setPromisc(ctx, 0); err != nil {
 		return err
 	}
+	if err := v.armVportChange(ctx); err != nil {
+		return err
+	}
 	v.updateLink(ctx)
 	caps, enabled := v.capabilities()
 	v.caps.Store(uint32(enabled))

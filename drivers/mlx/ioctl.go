@@ -1,6 +1,7 @@
 package mlx
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -68,6 +69,10 @@ func (v *VF) Ioctl(req ifnet.Request) error {
 		v.updateLink(ctx)
 		r.State = v.media()
 		return nil
+	case *ifnet.SetMAC:
+		// mlx5e_set_mac on a VF: the permanent address is the host's; the
+		// VF receives another one through its vport's unicast list.
+		return v.wrap(v.setUnicast(ctx, r.MAC))
 	case *ifnet.SetMedia:
 		if r.Media.Type != ifnet.MediaEthernet || !r.Media.Auto {
 			return fmt.Errorf("mlx: %s: only autoselect Ethernet: %w", v.cfg.Name, ifnet.ErrInvalid)
@@ -125,6 +130,16 @@ func (v *VF) setHWMTU(ctx context.Context, mtu int) error {
 func (v *VF) setPromisc(ctx context.Context, p int) error {
 	return v.cmd.exec(ctx, &mlxhw.ModifyNICVportContextIn{FieldSelect: mlxhw.FieldSelectPromisc,
 		Ctx: mlxhw.NICVportContext{PromiscAll: p&promiscAll != 0, PromiscMC: p&promiscMC != 0}}, nil)
+}
+
+// setUnicast makes the vport accept mac besides its permanent address
+// (an empty UC list when mac is the permanent one).
+func (v *VF) setUnicast(ctx context.Context, mac net.HardwareAddr) error {
+	ctxv := mlxhw.NICVportContext{ListType: mlxhw.ListUC}
+	if !bytes.Equal(mac, v.mac[:]) {
+		ctxv.Addresses = [][6]byte{[6]byte(mac)}
+	}
+	return v.cmd.exec(ctx, &mlxhw.ModifyNICVportContextIn{FieldSelect: mlxhw.FieldSelectAddressesList, Ctx: ctxv}, nil)
 }
 
 // setMulticast programs the MC address list (or allmulti when it is too

@@ -89,6 +89,7 @@ type Stats struct {
 	FirmwarePages      int // pages the device holds now
 	SQRecoveries       uint64
 	LinkEvents         uint64
+	VportEvents        uint64 // NIC_VPORT_CHANGE events handled (host-initiated MAC/MTU changes)
 	DetachedDrops      uint64 // TxDrops and RxDrops counted as ifnet.DropDetached (removal, teardown)
 	FatalErrors        uint64 // health checks that found the device dead
 }
@@ -97,6 +98,7 @@ type vfStats struct {
 	txPackets, txBytes, txDrops, rxPackets, rxBytes, rxDrops atomic.Uint64
 	txErrCQEs, rxErrCQEs, devErrors, interrupts, events      atomic.Uint64
 	sqRecoveries, linkEvents, detachedDrops, fatal           atomic.Uint64
+	vportEvents                                              atomic.Uint64
 }
 
 // healthMisses is how many health checks in a row may see the same health
@@ -112,6 +114,7 @@ const (
 	workLink = 1 << iota
 	workPages
 	workRecoverSQ
+	workVport
 )
 
 // VF is one attached mlx-lite VF.
@@ -181,7 +184,8 @@ type undo struct {
 // Interface returns the VF's interface (nil before Attach finished).
 func (v *VF) Interface() *ifnet.Interface { return v.ifp.Load() }
 
-// MAC returns the permanent address read from the vport context.
+// MAC returns the permanent address read from the vport context at
+// attach; a later change by the host shows in the interface's MAC.
 func (v *VF) MAC() [6]byte { return v.mac }
 
 // Interrupt is what the platform calls when MSI-X vector fires. It never
@@ -203,7 +207,7 @@ func (v *VF) Stats() Stats {
 		TxErrCQEs: s.txErrCQEs.Load(), RxErrCQEs: s.rxErrCQEs.Load(), DeviceErrors: s.devErrors.Load(),
 		Interrupts: s.interrupts.Load(), Events: s.events.Load(), SQRecoveries: s.sqRecoveries.Load(),
 		LinkEvents: s.linkEvents.Load(), FirmwarePages: v.pages.count(), DetachedDrops: s.detachedDrops.Load(),
-		FatalErrors: s.fatal.Load(),
+		FatalErrors: s.fatal.Load(), VportEvents: s.vportEvents.Load(),
 	}
 	if v.cmd != nil {
 		st.Commands, st.CommandTimeouts, st.CommandFailures = v.cmd.commands.Load(), v.cmd.timeouts.Load(), v.cmd.failures.Load()
@@ -317,9 +321,11 @@ func (v *VF) event(e *mlxhw.EQE) {
 		if e.CmdVector()&(1<<cmdSlot) != 0 {
 			v.cmd.done.Signal()
 		}
-	case mlxhw.EventPortChange, mlxhw.EventNICVportChange:
+	case mlxhw.EventPortChange:
 		v.stats.linkEvents.Add(1)
 		v.kick(workLink)
+	case mlxhw.EventNICVportChange:
+		v.kick(workVport | workLink)
 	case mlxhw.EventPageRequest:
 		_, n := e.PageRequest()
 		if n > -mlxhw.MaxPages && n < mlxhw.MaxPages {
@@ -371,6 +377,9 @@ func (v *VF) control() {
 		w := v.work.Swap(0)
 		if w&workPages != 0 {
 			v.servicePages(ctx)
+		}
+		if w&workVport != 0 {
+			v.vportChanged(ctx)
 		}
 		if w&workLink != 0 {
 			v.updateLink(ctx)

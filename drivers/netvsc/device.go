@@ -320,23 +320,28 @@ func (d *Device) Ioctl(req ifnet.Request) error {
 		r.HWAssist &= d.capState(s).HWAssist
 		return nil
 	case *ifnet.SetMAC:
-		// Linux rndis_filter_set_device_mac: the "NetworkAddress" config
-		// parameter, 12 lowercase hex digits in UTF-16.
-		s := d.syn
-		if s == nil {
-			return fmt.Errorf("netvsc: %s: %w", d.name, ifnet.ErrDown)
-		}
-		var mac [6]byte
-		copy(mac[:], r.MAC)
-		if err := s.set(context.Background(), rndis.OIDGenRNDISConfigParameter, rndis.NewMACAddressParameter(mac).Encode()); err != nil {
-			return fmt.Errorf("netvsc: %s: set MAC: %w", d.name, err)
-		}
-		return nil
+		return d.setSynthMAC(r.MAC)
 	case *ifnet.GetMedia:
 		r.State = d.iface().Media()
 		return nil
 	}
 	return fmt.Errorf("netvsc: %s: %s: %w", d.name, req.RequestName(), ifnet.ErrNotSupported)
+}
+
+// setSynthMAC gives the synthetic NIC a new address (Linux
+// rndis_filter_set_device_mac: the "NetworkAddress" config parameter, 12
+// lowercase hex digits in UTF-16). cfgMu held.
+func (d *Device) setSynthMAC(addr net.HardwareAddr) error {
+	s := d.syn
+	if s == nil {
+		return fmt.Errorf("netvsc: %s: %w", d.name, ifnet.ErrDown)
+	}
+	var mac [6]byte
+	copy(mac[:], addr)
+	if err := s.set(context.Background(), rndis.OIDGenRNDISConfigParameter, rndis.NewMACAddressParameter(mac).Encode()); err != nil {
+		return fmt.Errorf("netvsc: %s: set MAC: %w", d.name, err)
+	}
+	return nil
 }
 
 // reattach rebuilds the synthetic attachment with a new MTU (Linux

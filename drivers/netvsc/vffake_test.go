@@ -38,6 +38,7 @@ type fakeVF struct {
 	mu        sync.Mutex
 	ready     bool
 	refuseMTU int                 // refuse SetMTU above this (0: accept all)
+	refuseMAC bool                // refuse SetMAC
 	busy      bool                // Transmit takes nothing (ring full)
 	discard   bool                // Transmit frees without recording (benchmarks)
 	failUp    int                 // refuse this many SetFlags that bring the VF up
@@ -145,6 +146,10 @@ func (f *fakeVF) Ioctl(req ifnet.Request) error {
 		}
 	case *ifnet.SetCapabilities:
 		r.HWAssist &= f.assist
+	case *ifnet.SetMAC:
+		if f.refuseMAC {
+			return fmt.Errorf("fakevf: MAC %v: %w", r.MAC, ifnet.ErrNotSupported)
+		}
 	case *ifnet.GetMedia, *ifnet.SetMedia, *ifnet.AddMulti, *ifnet.DelMulti:
 	case *ifnet.GetRSSKey:
 		r.Func, r.Key = ifnet.RSSFuncToeplitz, bytes.Clone(vfKey)

@@ -1,13 +1,19 @@
 package netvsc
 
 import (
+	"slices"
+
 	"github.com/hvguest/hvguest/net/ifnet"
 )
 
 // xpntIoctl passes an ioctl on hn through to its adopted VF and updates
 // hn's own state (FreeBSD hn_ioctl with a ready transparent VF,
 // spec/vf-modes.md §3.7). It reports whether it handled the request;
-// requests it does not handle (SetMAC, ...) stay hn's own (§3.7 item 7).
+// requests it does not handle stay hn's own (§3.7 item 7). SetMAC is
+// Linux's netvsc_set_mac_addr rather than FreeBSD's (where hn's new MAC
+// stays hn's and the pair silently breaks): the VF takes the address
+// first, and if the synthetic NIC then refuses it the VF gets its old one
+// back.
 // cfgMu held; hn's ifnet commits the request's state when it returns nil.
 func (m *vfMgr) xpntIoctl(req ifnet.Request) (bool, error) {
 	w := &m.w
@@ -37,6 +43,19 @@ func (m *vfMgr) xpntIoctl(req ifnet.Request) (bool, error) {
 		default:
 			m.setVFFlags(m.vfFlags(f, nm) &^ ifnet.FlagUp)
 		}
+		return true, nil
+	case *ifnet.SetMAC:
+		old := hn.MAC()
+		if err := m.vfIoctl(&ifnet.SetMAC{MAC: r.MAC}); err != nil {
+			return true, err
+		}
+		if err := d.setSynthMAC(r.MAC); err != nil {
+			if rerr := m.vfIoctl(&ifnet.SetMAC{MAC: old}); rerr != nil {
+				m.fail("restore VF MAC", vf, rerr)
+			}
+			return true, err
+		}
+		w.settingMAC = slices.Clone(r.MAC)
 		return true, nil
 	case *ifnet.SetMTU:
 		// V2026: only the VF changes; the synthetic attachment keeps its

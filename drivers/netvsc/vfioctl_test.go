@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/hvguest/hvguest/drivers/netvsc"
 	"github.com/hvguest/hvguest/drivers/netvsc/rndis"
@@ -107,11 +108,31 @@ func TestVFIoctlPassThrough(t *testing.T) {
 	if rss := hn.RSS(); k.Func != rss.Func || !bytes.Equal(k.Key, rss.Key) {
 		t.Errorf("GetRSSKey %+v, published %+v", k, rss)
 	}
-	// MAC changes stay hn's (§3.7 item 7): not passed to the VF.
-	n := len(vf.requests())
-	set(&ifnet.SetMAC{MAC: net.HardwareAddr{0x00, 0x15, 0x5d, 0x01, 0x02, 0x04}})
-	if len(vf.requests()) != n {
-		t.Errorf("SetMAC reached the VF: %v", vf.requests()[n:])
+	// A MAC change moves the VF's address too (Linux, not FreeBSD, whose
+	// pair breaks): the pair holds, transmit stays on the VF.
+	newMAC := net.HardwareAddr{0x00, 0x15, 0x5d, 0x01, 0x02, 0x04}
+	set(&ifnet.SetMAC{MAC: newMAC})
+	if !bytes.Equal(hn.MAC(), newMAC) || !bytes.Equal(vf.ifp.MAC(), newMAC) {
+		t.Fatalf("SetMAC: hn %v VF %v", hn.MAC(), vf.ifp.MAC())
+	}
+	// The worker looks at both MAC events; the pair must hold throughout.
+	for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if st := w.dev.VFStatus(); st.State != netvsc.VFActive || st.TxTarget != "mce0" {
+			t.Fatalf("after SetMAC: %+v", st)
+		}
+	}
+	if s := stateOf(vf.ifp); s.Claimed != "hn0" || s.Overrides != 1 {
+		t.Fatalf("VF after SetMAC: %+v", s)
+	}
+	// A VF that refuses the address: hn's error, neither MAC moves.
+	vf.mu.Lock()
+	vf.refuseMAC = true
+	vf.mu.Unlock()
+	if err := hn.Ioctl(&ifnet.SetMAC{MAC: net.HardwareAddr{0x00, 0x15, 0x5d, 0x01, 0x02, 0x05}}); !isErr(err, ifnet.ErrNotSupported) {
+		t.Fatalf("refused SetMAC: %v", err)
+	}
+	if !bytes.Equal(hn.MAC(), newMAC) || !bytes.Equal(vf.ifp.MAC(), newMAC) {
+		t.Fatalf("after a refused SetMAC: hn %v VF %v", hn.MAC(), vf.ifp.MAC())
 	}
 	// Direct configuration of the VF is refused while hn owns it.
 	if err := vf.ifp.Ioctl(&ifnet.SetMTU{MTU: 1500}); !isErr(err, ifnet.ErrClaimed) {

@@ -3,6 +3,7 @@ package netvsc
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,6 +183,11 @@ type vfWork struct {
 
 	rssOrig *rndis.RSSParameters // the synthetic RSS parameters before fixup
 	rssSyn  *synth               // the synth rssOrig belongs to
+
+	// settingMAC is the address an hn SetMAC gave the VF while hn's own
+	// interface has yet to commit it (ifnet commits after the driver
+	// returns, outside cfgMu): the pair is not broken meanwhile.
+	settingMAC net.HardwareAddr
 
 	parked  []*ifnet.Interface // candidates whose serial the host has not associated
 	refused uint64

@@ -98,6 +98,28 @@ func (m *vfMgr) event(ev ifnet.Event) {
 			m.rxvf.CompareAndSwap(ifp, nil)
 			m.wake()
 		}
+	case ifnet.EventMAC:
+		// A MAC change can unmake the pair (the VF's, by its host) or
+		// make one (hn's, or a candidate's): the worker re-checks under
+		// cfgMu. hn's own SetMAC moves its VF's MAC first (vfioctl.go),
+		// so between the two events the pair only looks broken; the
+		// worker runs after both.
+		cur := m.cur.Load()
+		m.mu.Lock()
+		switch {
+		case ifp == m.d.iface():
+			for _, c := range m.d.cfg.Registry.Interfaces() {
+				if c != cur && m.candidate(c) {
+					m.pending = append(m.pending, c)
+				}
+			}
+		case ifp != cur && m.candidate(ifp):
+			m.pending = append(m.pending, ifp)
+		}
+		m.mu.Unlock()
+		if ifp == cur || ifp == m.d.iface() || m.candidate(ifp) {
+			m.wake()
+		}
 	case ifnet.EventLink, ifnet.EventFlags, ifnet.EventCaps, ifnet.EventMTU:
 		if ifp == m.cur.Load() || (ifp == m.d.iface() && m.cur.Load() != nil) {
 			m.wake()
@@ -197,6 +219,17 @@ func (m *vfMgr) reconcile() time.Duration {
 	w := &m.w
 	if w.vf != nil && w.vf.Detached() {
 		m.release("VF detached")
+	}
+	if w.settingMAC != nil && bytes.Equal(m.d.iface().MAC(), w.settingMAC) {
+		w.settingMAC = nil // hn committed the address its VF already has
+	}
+	if w.vf != nil && !m.candidate(w.vf) && !(w.settingMAC != nil && bytes.Equal(w.vf.MAC(), w.settingMAC)) {
+		// Its MAC (or hn's) changed: not hn's VF any more. It pairs
+		// again when an EventMAC brings the addresses back together.
+		vf := w.vf
+		m.d.log.Warn("netvsc: VF released: its MAC no longer matches", "vf", vf.Name(), "vf_mac", vf.MAC().String(),
+			"mac", m.d.iface().MAC().String())
+		m.release("MAC mismatch")
 	}
 	parked := w.parked
 	w.parked = nil

@@ -485,3 +485,44 @@ func TestVFCaptureBeforeOrAfter(t *testing.T) {
 		t.Fatalf("status %+v busy %d", st, w.dev.Stats().VFTxBusy)
 	}
 }
+
+// The VF's MAC changes under hn (its host gave it another: mlx
+// NIC_VPORT_CHANGE): it is not hn's VF any more, so hn hands it back whole
+// and carries on synthetic; when its MAC is hn's again, it pairs again.
+func TestVFMACChangeUnpairs(t *testing.T) {
+	w := newVFWorld(t, vfWorldOpts{})
+	w.up()
+	vf := newFakeVF(t, fakeVFOpts{})
+	hnBefore := stateOf(w.ifp)
+	w.attach(vf, netvsc.VFActive)
+	other := net.HardwareAddr{0x00, 0x15, 0x5d, 0x77, 0x77, 0x77}
+	if err := vf.ifp.SetHardwareAddr(other); err != nil {
+		t.Fatal(err)
+	}
+	st := w.waitState(netvsc.VFNone)
+	if st.TxTarget != "synthetic" || w.hostPath() != nvsp.DataPathSynthetic {
+		t.Fatalf("after the VF's MAC changed: %+v path %d", st, w.hostPath())
+	}
+	if got := stateOf(w.ifp); got != hnBefore {
+		t.Fatalf("hn not restored:\n got %+v\nwant %+v", got, hnBefore)
+	}
+	if got := stateOf(vf.ifp); got.Claimed != "" || got.Overrides != 0 {
+		t.Fatalf("VF still held: %+v", got)
+	}
+	if !strings.Contains(w.log.String(), "its MAC no longer matches") {
+		t.Errorf("release not logged:\n%s", w.log)
+	}
+	w.send([][]byte{frame(stationHW, 7, 60)}, nil)
+	if f := w.stationFrames(1); f[0].Data[14] != 7 || len(vf.sentFrames()) != 0 {
+		t.Fatalf("synthetic transmit after the release: tag %d, VF sent %d", f[0].Data[14], len(vf.sentFrames()))
+	}
+	// Back to hn's MAC: a candidate again.
+	if err := vf.ifp.SetHardwareAddr(net.HardwareAddr(hnMAC[:])); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFWaiting)
+	w.clk.Advance(netvsc.DefaultVFAttachWait)
+	if st := w.waitState(netvsc.VFActive); st.VF != "mce0" || st.TxTarget != "mce0" {
+		t.Fatalf("re-paired: %+v", st)
+	}
+}

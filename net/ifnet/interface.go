@@ -353,6 +353,23 @@ func (ifp *Interface) SetLinkState(s LinkState) {
 	}
 }
 
+// SetHardwareAddr publishes a link-layer address the device changed by
+// itself (driver side: a hypervisor set the VF's MAC, mlx NIC_VPORT_CHANGE)
+// and announces it to registry subscribers as EventMAC, as a SetMAC ioctl
+// does. A malformed address is refused with ErrInvalid.
+func (ifp *Interface) SetHardwareAddr(mac net.HardwareAddr) error {
+	if err := checkUnicastMAC(mac); err != nil {
+		return wrapf(ErrInvalid, ifp.name, "SetHardwareAddr: %v", err)
+	}
+	ifp.mu.Lock()
+	defer ifp.mu.Unlock()
+	if !bytes.Equal(ifp.mac, mac) {
+		ifp.mac = slices.Clone(mac)
+		ifp.postLocked(Event{Type: EventMAC, MAC: slices.Clone(mac)})
+	}
+	return nil
+}
+
 // CapState is a complete capability state, for SetCapState.
 type CapState struct {
 	Capabilities Cap

@@ -1,6 +1,7 @@
 package ifnet
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"slices"
@@ -267,5 +268,33 @@ func TestRegistryUnsubscribeFromCallback(t *testing.T) {
 	must(t, subB.Unsubscribe())
 	if ev := c.evs[0]; ev.MTU != 1500 || ev.Index != 4 || ev.Seq != 7 || ev.MAC.String() != net.HardwareAddr(mac(1)).String() {
 		t.Fatalf("attach event %+v", ev)
+	}
+}
+
+// A device that changes its own address (SetHardwareAddr) is announced as
+// EventMAC, once per change; a malformed address is refused.
+func TestSetHardwareAddr(t *testing.T) {
+	r := NewRegistry()
+	rc := &recorder{}
+	_, err := r.Subscribe(rc.fn)
+	must(t, err)
+	vf, _ := newTestIf(t, "vf0", 0)
+	must(t, r.Attach(vf))
+	must(t, vf.SetHardwareAddr(mac(9)))
+	must(t, vf.SetHardwareAddr(mac(9))) // no change, no event
+	mustIs(t, vf.SetHardwareAddr(net.HardwareAddr{1, 2, 3, 4, 5, 6}), ErrInvalid)
+	mustIs(t, vf.SetHardwareAddr(net.HardwareAddr{2, 0, 0}), ErrInvalid)
+	if !bytes.Equal(vf.MAC(), mac(9)) {
+		t.Fatalf("MAC %v", vf.MAC())
+	}
+	must(t, r.Close())
+	var macs []Event
+	for _, ev := range rc.evs {
+		if ev.Type == EventMAC {
+			macs = append(macs, ev)
+		}
+	}
+	if len(macs) != 1 || macs[0].Interface != vf || !bytes.Equal(macs[0].MAC, mac(9)) {
+		t.Fatalf("EventMAC %+v", macs)
 	}
 }
