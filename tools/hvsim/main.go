@@ -93,6 +93,7 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 	tap := fs.String("tap", "", "serve: uplink the switch to this TAP device (needs CAP_NET_ADMIN)")
 	ivshmem := fs.Bool("ivshmem", false, "serve: round the file up to a power of two (QEMU ivshmem-plain's BAR size)")
 	pciAddr := fs.String("pci", "", "guest: attach over this ivshmem PCI function's BAR 2 (DDDD:BB:DD.F, or auto) instead of -shm, polling (inside a VM)")
+	pings := fs.Int("pings", 1000, "guest: ICMP echo requests to the host's station through hn0 (0: none)")
 	peerTimeout := fs.Duration("peer-timeout", synic.DefaultPeerTimeout, "how long the other side's heartbeat may stall before it counts as gone")
 	verbose := fs.Bool("v", false, "log the protocol")
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +114,6 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 			return err
 		}
 		defer done()
-		return guest(out, log, sg, *packets, *size)
+		return guest(out, log, sg, *packets, *size, *pings)
 	}
 }

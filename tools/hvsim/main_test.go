@@ -420,12 +420,13 @@ func TestServeGuest(t *testing.T) {
 		t.Fatal("serve did not notice the guest detaching")
 	}
 	for _, want := range []string{"2000 packets of 256 bytes echoed", "hn0 up: NVSP NVSP6.1", "ether 00:15:5d:00:00:01",
-		"192.0.2.2 is-at 02:00:5e:00:00:02"} {
+		"192.0.2.2 is-at 02:00:5e:00:00:02", "1000 pings of 512 bytes through hn0: 1000 replies, payloads intact"} {
 		if !strings.Contains(guestOut.String(), want) {
 			t.Errorf("guest output lacks %q:\n%s", want, guestOut.String())
 		}
 	}
-	for _, want := range []string{"echo device saw 2000 packets", "netvsp tx 1 rx 1 frames", "sent 1 ARP replies"} {
+	// One ARP and 1000 echo requests each way through netvsp.
+	for _, want := range []string{"echo device saw 2000 packets", "netvsp tx 1001 rx 1001 frames", "station got 1001 frames, sent 1 ARP replies"} {
 		if !strings.Contains(hostOut.String(), want) {
 			t.Errorf("host output lacks %q:\n%s", want, hostOut.String())
 		}

@@ -96,8 +96,9 @@ func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, page
 }
 
 // guest attaches to `hvsim serve`: echo round trips, then hn0 up, printed,
-// and an ARP exchange with the host's station through it.
-func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size int) error {
+// an ARP exchange with the host's station through it and pings of the
+// station, each reply checked.
+func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, pings int) error {
 	ctx := context.Background()
 	reg := ifnet.NewRegistry()
 	defer reg.Close()
@@ -142,6 +143,14 @@ func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size i
 		return err
 	}
 	fmt.Fprintf(w, "guest: ARP through %s: %v is-at %v (%v)\n", ifp.Name(), serveStationIP, mac, rtt.Round(time.Microsecond))
+	if pings > 0 {
+		r, err := ping(ifp, serveGuestIP, serveStationIP, mac, pings, 512, 32, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "guest: %d pings of 512 bytes through %s: %d replies, payloads intact, %.1f µs/ping (32 in flight)\n",
+			r.Sent, ifp.Name(), r.Replies, float64(r.Elapsed.Microseconds())/float64(r.Sent))
+	}
 	return nil
 }
 
