@@ -38,7 +38,8 @@ type Device struct {
 	dataMu sync.RWMutex
 	syn    *synth
 
-	vfm vfMgr // VF pairing and modes (vfmode.go)
+	vfm    vfMgr     // VF pairing and modes (vfmode.go)
+	netchg netChange // NETWORK_CHANGE's carrier cycle (netchange.go)
 }
 
 // attachDevice attaches the synthetic NIC and its interface. publish (if
@@ -131,6 +132,7 @@ func (d *Device) Close(ctx context.Context) {
 		_ = d.cfg.Registry.Detach(d.iface())
 	}
 	d.vfm.stopWorker() // gives the VF back while the synthetic path still works
+	d.netchg.stop()
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
 	d.dataMu.Lock()
@@ -227,9 +229,9 @@ func (d *Device) publishLink(up bool) {
 func (d *Device) indicate(ind *rndis.IndicateStatus) {
 	switch ind.Status {
 	case rndis.StatusMediaConnect:
-		d.publishLink(true)
+		d.netchg.settle(func() { d.publishLink(true) })
 	case rndis.StatusMediaDisconnect:
-		d.publishLink(false)
+		d.netchg.settle(func() { d.publishLink(false) })
 	case rndis.StatusLinkSpeedChange:
 		if v, ok := ind.U32(); ok && d.iface() != nil && !d.vfm.linkFromVF.Load() { // media follow a transparent VF
 			m := d.iface().Media()
@@ -237,11 +239,12 @@ func (d *Device) indicate(ind *rndis.IndicateStatus) {
 			d.iface().SetMediaState(m)
 		}
 	case rndis.StatusNetworkChange:
-		// Linux reports the carrier down and up again so that DHCP
-		// renews; the flip is immediate here.
-		if d.iface() != nil && d.iface().LinkState() == ifnet.LinkUp {
-			d.publishLink(false)
-			d.publishLink(true)
+		// Linux netvsc_link_change: the carrier goes down and comes back
+		// NetworkChangeDelay later, so DHCP renews. Only when the host's
+		// link is up (a change while down waits for MEDIA_CONNECT); a
+		// link that follows a transparent VF is the VF's to report.
+		if d.iface() != nil && !d.vfm.linkFromVF.Load() && (d.vfm.synthLink.Load() || d.netchg.pending()) {
+			d.netchg.start(d.cfg.Clock, func() { d.publishLink(false) }, func() { d.publishLink(true) })
 		}
 	}
 }

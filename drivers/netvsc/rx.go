@@ -209,8 +209,8 @@ func (s *synth) receiveControl(r *rxState, t rndis.MessageType, msg []byte) {
 		r.st.badRanges.Add(1)
 		return
 	}
-	r.st.indications.Add(1)
 	s.dev.indicate(ind)
+	r.st.indications.Add(1) // after: whoever sees the count sees its effect
 }
 
 // inband handles host-initiated NVSP messages: VF association, the send

@@ -28,6 +28,10 @@ type Stats struct {
 	// 0 is the primary; RxPackets is their sum).
 	RxQueuePackets []uint64
 
+	// NetworkChanges counts the host's NETWORK_CHANGE indications that
+	// cycled the carrier (NetworkChangeDelay down, then up).
+	NetworkChanges uint64
+
 	// Per-path counters (Linux vf_tx_*/vf_rx_*), kept for the device's
 	// life: Tx*/Rx* above are the synthetic path.
 	VFTxPackets, VFTxBytes uint64 // sent through the transparent VF
@@ -46,7 +50,7 @@ func (d *Device) Stats() Stats {
 	v := &d.vfm.st
 	st := Stats{VFTxPackets: v.txPackets.Load(), VFTxBytes: v.txBytes.Load(), VFTxBusy: v.txBusy.Load(),
 		VFTxFallback: v.txFallback.Load(), VFRxPackets: v.rxPackets.Load(), VFRxBytes: v.rxBytes.Load(),
-		RxSynthWhileVF: v.synthRxWhileVF.Load(), RxRelabelledToVF: v.rxToVF.Load()}
+		RxSynthWhileVF: v.synthRxWhileVF.Load(), RxRelabelledToVF: v.rxToVF.Load(), NetworkChanges: d.netchg.count.Load()}
 	if s == nil {
 		return st
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hvguest/hvguest/drivers/netvsc/nvsp"
+	"github.com/hvguest/hvguest/drivers/netvsc/rndis"
 	"github.com/hvguest/hvguest/hyperv/host"
 	"github.com/hvguest/hvguest/hyperv/host/vswitch"
 	"github.com/hvguest/hvguest/hyperv/tlfs"
@@ -301,6 +302,16 @@ func (d *Device) SetLink(up bool) {
 	}
 	if c := d.cur.Load(); c != nil {
 		c.indicateLink(up)
+	}
+}
+
+// NetworkChange tells a guest whose RNDIS is initialized that its network
+// changed (RNDIS NETWORK_CHANGE with type t): what Hyper-V sends after a
+// live migration or a virtual-switch change, so the guest renews its
+// address (spec/nvsp-rndis.md, status indications).
+func (d *Device) NetworkChange(t rndis.NetworkChangeType) {
+	if c := d.cur.Load(); c != nil {
+		c.indicateNetworkChange(t)
 	}
 }
 

@@ -310,6 +310,16 @@ func (c *conn) sendControl(m rndis.Message) {
 }
 
 // indicateLink sends MEDIA_CONNECT or MEDIA_DISCONNECT.
+// indicateNetworkChange sends NETWORK_CHANGE with its change type.
+func (c *conn) indicateNetworkChange(t rndis.NetworkChangeType) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st.RNDIS != RNDISInitialized {
+		return
+	}
+	c.sendControl(rndis.NewNetworkChange(t))
+}
+
 func (c *conn) indicateLink(up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
