@@ -145,6 +145,7 @@ type vfMgr struct {
 	synthLink    atomic.Bool                     // the link state the host last reported
 	captureAfter atomic.Bool
 	attachWait   atomic.Int64  // time.Duration
+	mode         atomic.Uint32 // VFMode; written under the device's cfgMu (SetVFMode)
 	hashOff      atomic.Uint32 // 1<<packet.HashType: hash types not delivered on synthetic receive (vfrss.go)
 	st           vfCounters
 
@@ -201,6 +202,7 @@ func (m *vfMgr) init(d *Device) {
 		wait = DefaultVFAttachWait
 	}
 	m.attachWait.Store(int64(max(wait, MinVFAttachWait)))
+	m.mode.Store(uint32(d.cfg.VFMode))
 	m.kick = make(chan struct{}, 1)
 	m.stop = make(chan struct{})
 	m.done = make(chan struct{})
@@ -216,7 +218,7 @@ func (d *Device) VFStatus() VFStatus {
 	m.mu.Lock()
 	st := m.status
 	m.mu.Unlock()
-	st.Mode = d.cfg.VFMode
+	st.Mode = m.vfMode()
 	st.Association = d.VFAssociation()
 	st.DataPath = d.DataPath()
 	st.TxTarget = "synthetic"
@@ -239,6 +241,39 @@ func (d *Device) SetVFAttachWait(w time.Duration) time.Duration {
 	w = max(w, MinVFAttachWait)
 	d.vfm.attachWait.Store(int64(w))
 	return w
+}
+
+func (m *vfMgr) vfMode() VFMode { return VFMode(m.mode.Load()) }
+
+// SetVFMode switches how the device uses its VF at run time (FreeBSD has
+// it as a boot tunable only, hw.hn.vf_transparent). A paired VF is handed
+// back whole first (everything undone as on its detach), then paired
+// again in the new mode; the attach wait starts over.
+func (d *Device) SetVFMode(mode VFMode) error {
+	if mode > VFNonTransparent {
+		return fmt.Errorf("netvsc: %s: unknown VF mode %d", d.name, mode)
+	}
+	m := &d.vfm
+	d.cfgMu.Lock()
+	if m.vfMode() == mode {
+		d.cfgMu.Unlock()
+		return nil
+	}
+	vf := m.w.vf
+	if vf != nil {
+		m.release("VF mode changed")
+	}
+	m.mode.Store(uint32(mode))
+	m.d.log.Info("netvsc: VF mode changed", "mode", mode.String())
+	if vf != nil && !vf.Detached() {
+		m.mu.Lock()
+		m.pending = append(m.pending, vf)
+		m.mu.Unlock()
+	}
+	m.publishStatus()
+	d.cfgMu.Unlock()
+	m.wake()
+	return nil
 }
 
 // SetVFCaptureAfter chooses whether a capture on hn sees a packet sent
@@ -271,7 +306,7 @@ func (m *vfMgr) stateLocked() VFState {
 	switch {
 	case w.enabled || w.ntActive:
 		return VFActive
-	case m.d.cfg.VFMode == VFNonTransparent:
+	case m.vfMode() == VFNonTransparent:
 		return VFAttached
 	case w.ready:
 		return VFReady

@@ -130,3 +130,44 @@ func TestVFNonTransparent(t *testing.T) {
 		p.Free()
 	}
 }
+
+// The VF mode switched at run time: the paired VF is handed back whole
+// and paired again in the new mode, both ways.
+func TestVFModeSwitch(t *testing.T) {
+	w := newVFWorld(t, vfWorldOpts{})
+	w.up()
+	hnBefore := stateOf(w.ifp)
+	vf := newFakeVF(t, fakeVFOpts{})
+	w.attach(vf, netvsc.VFActive)
+
+	if err := w.dev.SetVFMode(netvsc.VFNonTransparent); err != nil {
+		t.Fatal(err)
+	}
+	st := w.waitState(netvsc.VFActive) // the VF is still up: non-transparent takes it at once
+	if st.Mode != netvsc.VFNonTransparent || st.VF != "mce0" || st.RxVF != "mce0" || st.TxTarget != "synthetic" ||
+		w.hostPath() != nvsp.DataPathVF || w.ifp.LinkState() != ifnet.LinkDown {
+		t.Fatalf("non-transparent: %+v path %d hn link %s", st, w.hostPath(), w.ifp.LinkState())
+	}
+	if v := stateOf(vf.ifp); v.Claimed != "" || v.Overrides != 0 {
+		t.Fatalf("VF still taken over after the switch: %+v", v)
+	}
+	if got := stateOf(w.ifp); got.Caps != hnBefore.Caps || got.Enabled != hnBefore.Enabled || got.TSO != hnBefore.TSO {
+		t.Fatalf("hn kept the transparent limits: %+v, before %+v", got, hnBefore)
+	}
+
+	if err := w.dev.SetVFMode(netvsc.VFTransparent); err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(netvsc.VFWaiting) // adopted anew: the attach wait starts over
+	w.clk.Advance(netvsc.DefaultVFAttachWait)
+	st = w.waitState(netvsc.VFActive)
+	if st.Mode != netvsc.VFTransparent || st.TxTarget != "mce0" || st.RxVF != "" || w.ifp.LinkState() != ifnet.LinkUp {
+		t.Fatalf("transparent again: %+v hn link %s", st, w.ifp.LinkState())
+	}
+	if v := stateOf(vf.ifp); v.Claimed != "hn0" || v.Overrides != 1 {
+		t.Fatalf("VF not taken over again: %+v", v)
+	}
+	if err := w.dev.SetVFMode(netvsc.VFMode(7)); err == nil {
+		t.Fatal("mode 7 accepted")
+	}
+}

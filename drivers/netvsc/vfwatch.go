@@ -279,7 +279,7 @@ func (m *vfMgr) reconcile() time.Duration {
 	if w.vf == nil {
 		return 0
 	}
-	if m.d.cfg.VFMode == VFNonTransparent {
+	if m.vfMode() == VFNonTransparent {
 		return m.reconcileNT()
 	}
 	return m.reconcileXpnt()
@@ -290,7 +290,7 @@ func (m *vfMgr) reconcile() time.Duration {
 func (m *vfMgr) adopt(vf *ifnet.Interface) {
 	w := &m.w
 	serial, has := vf.BusSerial()
-	if m.d.cfg.VFMode == VFTransparent {
+	if m.vfMode() == VFTransparent {
 		c, err := vf.Claim(m.d.name)
 		if err != nil {
 			m.fail("claim VF", vf, err)
@@ -308,7 +308,7 @@ func (m *vfMgr) adopt(vf *ifnet.Interface) {
 	w.readyAt = m.d.cfg.Clock.Now().Add(time.Duration(m.attachWait.Load()))
 	w.lastErr = ""
 	m.cur.Store(vf)
-	m.d.log.Info("netvsc: VF attached", "vf", vf.Name(), "mode", m.d.cfg.VFMode.String())
+	m.d.log.Info("netvsc: VF attached", "vf", vf.Name(), "mode", m.vfMode().String())
 }
 
 // release undoes everything for the paired VF, whether it departed, the

@@ -15,6 +15,8 @@
 //	stats [hnX]                    per-path counters (synthetic vs VF)
 //	set hnX attwait <duration>     attach wait (raised to the 2 s minimum)
 //	set hnX capture before|after   transmit capture before or after the VF accepts
+//	set hnX mode transparent|non-transparent
+//	                               how hn uses its VF (a paired VF is handed back and re-paired)
 //
 // With -json first, output is JSON.
 package hvctl
@@ -47,6 +49,7 @@ type NIC interface {
 	Stats() netvsc.Stats
 	SetVFAttachWait(time.Duration) time.Duration
 	SetVFCaptureAfter(bool)
+	SetVFMode(netvsc.VFMode) error
 }
 
 // Target lists the NICs hvctl operates on.
@@ -65,7 +68,7 @@ func (t driverTarget) NICs() []NIC {
 	return out
 }
 
-const usage = "usage: hvctl [-json] vf [hnX] | stats [hnX] | set hnX attwait <duration> | set hnX capture before|after"
+const usage = "usage: hvctl [-json] vf [hnX] | stats [hnX] | set hnX attwait <duration> | set hnX capture before|after | set hnX mode transparent|non-transparent"
 
 // Run executes one command and writes its output to out.
 func Run(t Target, args []string, out io.Writer) error {
@@ -135,6 +138,21 @@ func set(out io.Writer, n NIC, key, val string) error {
 			return err
 		}
 		return fmt.Errorf("%w: capture is before or after, not %q", ErrUsage, val)
+	case "mode":
+		var m netvsc.VFMode
+		switch val {
+		case netvsc.VFTransparent.String():
+			m = netvsc.VFTransparent
+		case netvsc.VFNonTransparent.String():
+			m = netvsc.VFNonTransparent
+		default:
+			return fmt.Errorf("%w: mode is transparent or non-transparent, not %q", ErrUsage, val)
+		}
+		if err := n.SetVFMode(m); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(out, "%s mode %s\n", n.Name(), m)
+		return err
 	}
 	return fmt.Errorf("%w: unknown setting %q", ErrUsage, key)
 }

@@ -41,6 +41,12 @@ func (f *fakeNIC) SetVFAttachWait(d time.Duration) time.Duration {
 	return f.wait
 }
 func (f *fakeNIC) SetVFCaptureAfter(a bool) { f.mu.Lock(); f.capture = a; f.mu.Unlock() }
+func (f *fakeNIC) SetVFMode(m netvsc.VFMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.Mode = m
+	return nil
+}
 
 type fakeTarget []NIC
 
@@ -110,7 +116,13 @@ func TestRunSet(t *testing.T) {
 	if err := Run(tg, []string{"set", "hn0", "capture", "after"}, &out); err != nil || !hn0.capture {
 		t.Fatalf("capture: %v", err)
 	}
+	out.Reset()
+	if err := Run(tg, []string{"set", "hn0", "mode", "non-transparent"}, &out); err != nil || hn0.VFStatus().Mode != netvsc.VFNonTransparent ||
+		out.String() != "hn0 mode non-transparent\n" {
+		t.Fatalf("mode: %q %v %v", out.String(), err, hn0.VFStatus().Mode)
+	}
 	for _, bad := range [][]string{{}, {"bogus"}, {"vf", "hn0", "x"}, {"set", "hn0", "attwait", "-1s"}, {"set", "hn0", "capture", "sometimes"},
+		{"set", "hn0", "mode", "opaque"},
 		{"set", "hn0", "speed", "1"}, {"set", "hn0"}} {
 		if err := Run(tg, bad, &out); !errors.Is(err, ErrUsage) {
 			t.Errorf("%v: %v, want ErrUsage", bad, err)

@@ -258,6 +258,20 @@ func TestUpControl(t *testing.T) {
 	if _, err := call("vf", "hn9"); err == nil || !strings.Contains(err.Error(), "no such interface") {
 		t.Fatalf("vf hn9: %v", err)
 	}
+	// The mode switched on the real hn0: its VF is handed back and taken
+	// again non-transparently (the VF is up, so it is active at once).
+	if out, err := call("set", "hn0", "mode", "non-transparent"); err != nil || out != "hn0 mode non-transparent\n" {
+		t.Fatalf("set mode: %q %v", out, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		out, err := call("vf", "hn0")
+		if err == nil && strings.Contains(out, "non-transparent  active  mlx0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the mode switch: %q %v", out, err)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:

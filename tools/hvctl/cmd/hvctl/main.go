@@ -19,7 +19,7 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Second, "give up after this long")
 	asJSON := flag.Bool("json", false, "JSON output")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: hvctl [-sock path] [-json] vf [hnX] | stats [hnX] | set hnX attwait <duration> | set hnX capture before|after")
+		fmt.Fprintln(os.Stderr, "usage: hvctl [-sock path] [-json] vf [hnX] | stats [hnX] | set hnX attwait <duration> | set hnX capture before|after | set hnX mode transparent|non-transparent")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
