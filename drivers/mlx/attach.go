@@ -23,7 +23,7 @@ import (
 
 const (
 	defaultSQSize    = 1024
-	defaultRQSize    = 512
+	defaultRQSize    = 1024
 	maxQueues        = 4
 	initPoll         = time.Millisecond
 	hwMTUOverhead    = mlxhw.MTUOverhead

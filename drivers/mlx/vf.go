@@ -33,7 +33,9 @@ type Config struct {
 	// asynchronous EQs). Several queues use RSS (an indirect TIR).
 	Queues int
 	// SQSize is the send queue size in 64-byte WQEBBs and RQSize the
-	// receive queue size in WQEs (powers of two; defaults 1024 and 512).
+	// receive queue size in WQEs (powers of two; defaults 1024 and 1024,
+	// mlx5e's MLX5E_PARAMS_DEFAULT_LOG_RQ_SIZE: 512 buffers last 10 ms at
+	// 50k frames/s, less than a scheduling stall on a small VM).
 	SQSize, RQSize int
 	// MTU is the initial MTU (default 1500) and MaxMTU the largest one
 	// SetMTU accepts (default 1500; receive buffers are sized for it).
