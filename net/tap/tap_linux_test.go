@@ -1,8 +1,7 @@
 package tap
 
 import (
-	"fmt"
-	"os"
+	"github.com/hvguest/hvguest/net/tapdev/taptest"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -19,32 +18,6 @@ import (
 	"github.com/hvguest/hvguest/net/netstack"
 	"github.com/hvguest/hvguest/net/pair"
 )
-
-// needTAP skips the test where TAP devices cannot be made or the tools
-// the test drives are missing.
-func needTAP(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("skipping: /dev/net/tun is missing (%v); the TAP bridge test needs the tun driver", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating a TAP device and a network namespace needs root")
-	}
-	for _, bin := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("skipping: %s is not installed (apt-get install iproute2 iputils-ping)", bin)
-		}
-	}
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // checkGoroutines fails the test if goroutines outlive its cleanups.
 func checkGoroutines(t *testing.T) {
@@ -91,15 +64,9 @@ func icmpStack(t *testing.T, ifp *ifnet.Interface, addr tcpip.Address) {
 // gVisor stack through the TAP bridge. Path: kernel -> TAP -> bridge ->
 // pair end A (Transmit) -> wire -> pair end B -> gVisor, and back.
 func TestPingThroughTAP(t *testing.T) {
-	needTAP(t)
+	taptest.NeedTAP(t)
 	checkGoroutines(t)
-	ns := fmt.Sprintf("hvtap-test-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
-		}
-	})
+	ns := taptest.NewNetns(t, "hvtap")
 
 	p, err := pair.New(pair.Config{QueueLen: 64})
 	if err != nil {
@@ -125,9 +92,9 @@ func TestPingThroughTAP(t *testing.T) {
 	if _, err := exec.Command("ip", "link", "show", "hvtap0").CombinedOutput(); err == nil {
 		t.Fatal("hvtap0 visible in the test's own namespace")
 	}
-	run(t, "ip", "-n", ns, "addr", "add", "10.99.0.1/24", "dev", "hvtap0")
-	run(t, "ip", "-n", ns, "link", "set", "hvtap0", "up")
-	out := run(t, "ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.2")
+	taptest.Run(t, "ip", "-n", ns, "addr", "add", "10.99.0.1/24", "dev", "hvtap0")
+	taptest.Run(t, "ip", "-n", ns, "link", "set", "hvtap0", "up")
+	out := taptest.Run(t, "ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.2")
 	t.Logf("%s", out)
 	if !strings.Contains(out, "3 received") {
 		t.Fatalf("ping lost replies:\n%s", out)

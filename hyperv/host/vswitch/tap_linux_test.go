@@ -2,9 +2,8 @@ package vswitch
 
 import (
 	"bytes"
-	"fmt"
+	"github.com/hvguest/hvguest/net/tapdev/taptest"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -13,32 +12,6 @@ import (
 
 	"github.com/hvguest/hvguest/net/packet"
 )
-
-// needTAP skips the test where TAP devices cannot be made or the tools the
-// test drives are missing.
-func needTAP(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("skipping: /dev/net/tun is missing (%v); the TAP port test needs the tun driver", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating a TAP device and a network namespace needs root")
-	}
-	for _, bin := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("skipping: %s is not installed (apt-get install iproute2 iputils-ping)", bin)
-		}
-	}
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // checkGoroutines fails the test if goroutines outlive its cleanups.
 func checkGoroutines(t *testing.T) {
@@ -56,27 +29,14 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
-// newNetns creates a network namespace that the test's cleanup deletes.
-func newNetns(t *testing.T) string {
-	t.Helper()
-	ns := fmt.Sprintf("hvvsw-%s-%d", strings.ToLower(t.Name()), os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
-		}
-	})
-	return ns
-}
-
 // TestTAPPortPing: the kernel, in a fresh network namespace, pings a
 // vswitch Station through the TAP port. Path: ping -> kernel -> TAP ->
 // reader -> switch -> station, which answers through the switch ->
 // TAPPort.Deliver -> TAP -> kernel.
 func TestTAPPortPing(t *testing.T) {
-	needTAP(t)
+	taptest.NeedTAP(t)
 	checkGoroutines(t)
-	ns := newNetns(t)
+	ns := taptest.NewNetns(t, "hvvsw")
 
 	sw := New(Config{NoAger: true})
 	defer sw.Close()
@@ -98,9 +58,9 @@ func TestTAPPortPing(t *testing.T) {
 	if _, err := exec.Command("ip", "link", "show", "hvvsw0").CombinedOutput(); err == nil {
 		t.Fatal("hvvsw0 visible in the test's own namespace")
 	}
-	run(t, "ip", "-n", ns, "addr", "add", "10.98.0.1/24", "dev", "hvvsw0")
-	run(t, "ip", "-n", ns, "link", "set", "hvvsw0", "up")
-	out := run(t, "ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", stIP.String())
+	taptest.Run(t, "ip", "-n", ns, "addr", "add", "10.98.0.1/24", "dev", "hvvsw0")
+	taptest.Run(t, "ip", "-n", ns, "link", "set", "hvvsw0", "up")
+	out := taptest.Run(t, "ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", stIP.String())
 	t.Logf("%s", out)
 	if !strings.Contains(out, "3 received") {
 		t.Fatalf("ping lost replies:\n%s", out)
@@ -160,9 +120,9 @@ func TestTAPPortPing(t *testing.T) {
 // VLAN subinterface, so the station's replies leave the switch tagged and
 // reach the kernel with the tag back in the bytes.
 func TestTAPPortTrunk(t *testing.T) {
-	needTAP(t)
+	taptest.NeedTAP(t)
 	checkGoroutines(t)
-	ns := newNetns(t)
+	ns := taptest.NewNetns(t, "hvvsw")
 	sw := New(Config{NoAger: true})
 	defer sw.Close()
 	stIP := netip.MustParseAddr("10.97.0.2")
@@ -178,10 +138,10 @@ func TestTAPPortTrunk(t *testing.T) {
 	if out, err := exec.Command("ip", "-n", ns, "link", "add", "link", "hvvsw1", "name", "hvvsw1.5", "type", "vlan", "id", "5").CombinedOutput(); err != nil {
 		t.Skipf("skipping: no kernel VLAN support (8021q): %v\n%s", err, out)
 	}
-	run(t, "ip", "-n", ns, "link", "set", "hvvsw1", "up")
-	run(t, "ip", "-n", ns, "addr", "add", "10.97.0.1/24", "dev", "hvvsw1.5")
-	run(t, "ip", "-n", ns, "link", "set", "hvvsw1.5", "up")
-	out := run(t, "ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", stIP.String())
+	taptest.Run(t, "ip", "-n", ns, "link", "set", "hvvsw1", "up")
+	taptest.Run(t, "ip", "-n", ns, "addr", "add", "10.97.0.1/24", "dev", "hvvsw1.5")
+	taptest.Run(t, "ip", "-n", ns, "link", "set", "hvvsw1.5", "up")
+	out := taptest.Run(t, "ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", stIP.String())
 	if !strings.Contains(out, "2 received") {
 		t.Fatalf("ping lost replies:\n%s", out)
 	}
