@@ -3,6 +3,7 @@ package netvsc_test
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/hvguest/hvguest/net/packet/packettest"
 	"net"
 	"testing"
 
@@ -94,54 +95,9 @@ func (f e2eFrame) build(t testing.TB) []byte {
 // TCP/UDP checksums are the ones gopacket computes for it.
 func verified(t testing.TB, b []byte) gopacket.Packet {
 	t.Helper()
-	p := gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
-	if el := p.ErrorLayer(); el != nil {
-		t.Fatalf("decode: %v", el.Error())
-	}
-	var ls []gopacket.SerializableLayer
-	var nl gopacket.NetworkLayer
-	var ip4, l4 uint16
-	for _, l := range p.Layers() {
-		switch l := l.(type) {
-		case *layers.Ethernet:
-			c := *l
-			ls = append(ls, &c)
-		case *layers.IPv4:
-			c := *l
-			ip4, nl = l.Checksum, &c
-			ls = append(ls, &c)
-		case *layers.IPv6:
-			c := *l
-			nl = &c
-			ls = append(ls, &c)
-		case *layers.TCP:
-			c := *l
-			_ = c.SetNetworkLayerForChecksum(nl)
-			l4 = l.Checksum
-			ls = append(ls, &c)
-		case *layers.UDP:
-			c := *l
-			_ = c.SetNetworkLayerForChecksum(nl)
-			l4 = l.Checksum
-			ls = append(ls, &c)
-		}
-	}
-	if app := p.ApplicationLayer(); app != nil {
-		ls = append(ls, gopacket.Payload(app.Payload()))
-	}
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, ls...); err != nil {
+	p, err := packettest.VerifyChecksums(b)
+	if err != nil {
 		t.Fatal(err)
-	}
-	r := gopacket.NewPacket(buf.Bytes(), layers.LayerTypeEthernet, gopacket.Default)
-	if ip, ok := r.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok && ip.Checksum != ip4 {
-		t.Fatalf("IPv4 header checksum %#04x on the wire, gopacket computes %#04x", ip4, ip.Checksum)
-	}
-	if tc, ok := r.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && tc.Checksum != l4 {
-		t.Fatalf("TCP checksum %#04x on the wire, gopacket computes %#04x", l4, tc.Checksum)
-	}
-	if u, ok := r.Layer(layers.LayerTypeUDP).(*layers.UDP); ok && u.Checksum != l4 {
-		t.Fatalf("UDP checksum %#04x on the wire, gopacket computes %#04x", l4, u.Checksum)
 	}
 	return p
 }

@@ -3,6 +3,7 @@ package netvsp
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/hvguest/hvguest/net/packet/packettest"
 	"net"
 	"testing"
 
@@ -119,51 +120,9 @@ func buildFrame(t testing.TB, o frameOpts) ([]byte, []byte) {
 // ones gopacket computes, and returns the decoded packet.
 func checkFrame(t testing.TB, f []byte) gopacket.Packet {
 	t.Helper()
-	p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
-	if el := p.ErrorLayer(); el != nil {
-		t.Fatalf("decode: %v", el.Error())
-	}
-	var want []gopacket.SerializableLayer
-	var nl gopacket.NetworkLayer
-	var got4, gotL4 uint16
-	for _, l := range p.Layers() {
-		switch l := l.(type) {
-		case *layers.IPv4:
-			c := *l
-			got4, nl = l.Checksum, &c
-			want = append(want, &c)
-		case *layers.IPv6:
-			c := *l
-			nl = &c
-			want = append(want, &c)
-		case *layers.TCP:
-			c := *l
-			_ = c.SetNetworkLayerForChecksum(nl)
-			gotL4 = l.Checksum
-			want = append(want, &c)
-		case *layers.UDP:
-			c := *l
-			_ = c.SetNetworkLayerForChecksum(nl)
-			gotL4 = l.Checksum
-			want = append(want, &c)
-		}
-	}
-	if app := p.ApplicationLayer(); app != nil {
-		want = append(want, gopacket.Payload(app.Payload()))
-	}
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, want...); err != nil {
+	p, err := packettest.VerifyChecksums(f)
+	if err != nil {
 		t.Fatal(err)
-	}
-	r := gopacket.NewPacket(buf.Bytes(), want[0].LayerType(), gopacket.Default)
-	if ip, ok := r.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok && ip.Checksum != got4 {
-		t.Fatalf("IPv4 checksum %#04x, gopacket computes %#04x", got4, ip.Checksum)
-	}
-	if tc, ok := r.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && tc.Checksum != gotL4 {
-		t.Fatalf("TCP checksum %#04x, gopacket computes %#04x", gotL4, tc.Checksum)
-	}
-	if u, ok := r.Layer(layers.LayerTypeUDP).(*layers.UDP); ok && u.Checksum != gotL4 {
-		t.Fatalf("UDP checksum %#04x, gopacket computes %#04x", gotL4, u.Checksum)
 	}
 	return p
 }
