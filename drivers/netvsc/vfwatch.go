@@ -105,18 +105,22 @@ func (m *vfMgr) event(ev ifnet.Event) {
 		// so between the two events the pair only looks broken; the
 		// worker runs after both.
 		cur := m.cur.Load()
-		m.mu.Lock()
+		var add []*ifnet.Interface
 		switch {
 		case ifp == m.d.iface():
 			for _, c := range m.d.cfg.Registry.Interfaces() {
 				if c != cur && m.candidate(c) {
-					m.pending = append(m.pending, c)
+					add = append(add, c)
 				}
 			}
 		case ifp != cur && m.candidate(ifp):
-			m.pending = append(m.pending, ifp)
+			add = append(add, ifp)
 		}
-		m.mu.Unlock()
+		if len(add) > 0 {
+			m.mu.Lock()
+			m.pending = append(m.pending, add...)
+			m.mu.Unlock()
+		}
 		if ifp == cur || ifp == m.d.iface() || m.candidate(ifp) {
 			m.wake()
 		}
