@@ -40,7 +40,10 @@ func (c checked) check(space int, off uint64, size int) {
 		c.t.Fatalf("handler got space %d off %#x size %d", space, off, size)
 	}
 }
-func (c checked) Read(space int, off uint64, size int) uint64 { c.check(space, off, size); return ^uint64(0) }
+func (c checked) Read(space int, off uint64, size int) uint64 {
+	c.check(space, off, size)
+	return ^uint64(0)
+}
 func (c checked) Write(space int, off uint64, size int, v uint64) {
 	c.check(space, off, size)
 	if size < 8 && v>>(8*size) != 0 {

@@ -32,7 +32,7 @@ func (r *regs) Read(space int, off uint64, size int) uint64 {
 		if size == 8 {
 			return r.bar0.Read64(off)
 		}
-		return uint64(r.bar0.Read32(off &^ 3) >> (8 * (off & 3)))
+		return uint64(r.bar0.Read32(off&^3) >> (8 * (off & 3)))
 	case SpaceConfigWindow:
 		r.mu.Lock()
 		defer r.mu.Unlock()
