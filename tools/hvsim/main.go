@@ -93,6 +93,7 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 	tap := fs.String("tap", "", "serve: uplink the switch to this TAP device (needs CAP_NET_ADMIN)")
 	ivshmem := fs.Bool("ivshmem", false, "serve: round the file up to a power of two (QEMU ivshmem-plain's BAR size)")
 	pciAddr := fs.String("pci", "", "guest: attach over this ivshmem PCI function's BAR 2 (DDDD:BB:DD.F, or auto) instead of -shm, polling (inside a VM)")
+	vfPath := fs.String("vf", "", "serve: offer a vPCI bus with an mlx-lite VF whose registers travel through this second shared file; guest: use it (transparent mode)")
 	pings := fs.Int("pings", 1000, "guest: ICMP echo requests to the host's station through hn0 (0: none)")
 	peerTimeout := fs.Duration("peer-timeout", synic.DefaultPeerTimeout, "how long the other side's heartbeat may stall before it counts as gone")
 	verbose := fs.Bool("v", false, "log the protocol")
@@ -107,13 +108,13 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 		if *ivshmem {
 			*pages = ivshmemPages(*pages)
 		}
-		return serve(ctx, out, log, *shm, *pages, *tap, synic.WithPeerTimeout(*peerTimeout))
+		return serve(ctx, out, log, *shm, *pages, *tap, *vfPath, synic.WithPeerTimeout(*peerTimeout))
 	default:
 		sg, done, err := openGuest(*shm, *pciAddr, *peerTimeout)
 		if err != nil {
 			return err
 		}
 		defer done()
-		return guest(out, log, sg, *packets, *size, *pings)
+		return guest(out, log, sg, *packets, *size, *pings, *vfPath)
 	}
 }

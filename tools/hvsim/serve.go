@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/hvguest/hvguest/pci/hvpci"
 	"io"
 	"log/slog"
 	"net"
@@ -34,7 +35,7 @@ var (
 	serveGuestIP    = netip.MustParseAddr("192.0.2.1")
 )
 
-func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, pages int, tap string, opts ...synic.SharedOption) error {
+func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, pages int, tap, vfPath string, opts ...synic.SharedOption) error {
 	if path == "" {
 		return fmt.Errorf("%w: serve needs -shm FILE", errUsage)
 	}
@@ -80,6 +81,14 @@ func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, page
 	if err := srv.AddDevice(nic); err != nil {
 		return err
 	}
+	var vf *servedVF
+	if vfPath != "" {
+		if vf, err = serveVF(vfPath, srv, sh.RAM(), sw, nic, log.With("side", "host")); err != nil {
+			return fmt.Errorf("serve: VF: %w", err)
+		}
+		defer vf.close()
+		fmt.Fprintf(w, "host: vPCI bus with an mlx-lite VF (serial %#x) whose registers travel through %s\n", serveVFSerial, vfPath)
+	}
 	fmt.Fprintf(w, "host: serving %s (%d pages of guest RAM): echo device, synthetic NIC %v on a switch with station %v (%v)\n",
 		path, pages, testbed.GuestMAC, serveStationIP, serveStationMAC)
 	fmt.Fprintf(w, "host: run: hvsim guest -shm %s\n", path)
@@ -92,13 +101,16 @@ func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, page
 	fmt.Fprintf(w, "host: echo device saw %d packets, %d bytes, sent %d replies, %d errors\n", es.Packets, es.Bytes, es.Replies, es.Errors)
 	ns, ss := nic.Stats(), st.Stats()
 	fmt.Fprintf(w, "host: netvsp tx %d rx %d frames; station got %d frames, sent %d ARP replies\n", ns.TxFrames, ns.RxFrames, ss.Frames, ss.ARPReplies)
+	if vf != nil {
+		vf.report(w)
+	}
 	return nil
 }
 
 // guest attaches to `hvsim serve`: echo round trips, then hn0 up, printed,
 // an ARP exchange with the host's station through it and pings of the
 // station, each reply checked.
-func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, pings int) error {
+func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, pings int, vfPath string) error {
 	ctx := context.Background()
 	reg := ifnet.NewRegistry()
 	defer reg.Close()
@@ -108,12 +120,22 @@ func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, 
 		return err
 	}
 	found := make(offers, 1)
-	bus, err := vmbus.Connect(ctx, vmbus.Config{Port: sg.Guest(), Memory: sg.RAM(), Logger: log.With("side", "guest")},
-		map[tlfs.GUID]vmbus.Driver{echo.ClassGUID: found, netvsc.Class: drv})
+	drivers := map[tlfs.GUID]vmbus.Driver{echo.ClassGUID: found, netvsc.Class: drv}
+	var vf *guestVF
+	if vfPath != "" {
+		if vf, err = newGuestVF(vfPath, reg, sg.RAM(), log.With("side", "guest")); err != nil {
+			return fmt.Errorf("guest: VF channel: %w", err)
+		}
+		drivers[hvpci.Class] = vf.pci
+	}
+	bus, err := vmbus.Connect(ctx, vmbus.Config{Port: sg.Guest(), Memory: sg.RAM(), Logger: log.With("side", "guest")}, drivers)
 	if err != nil {
 		return err
 	}
 	defer bus.Close(ctx)
+	if vf != nil {
+		defer vf.close() // before the bus closes: the VF's teardown still reaches the device
+	}
 	fmt.Fprintf(w, "guest: connected, VMBus protocol %v\n", bus.Version())
 	if packets > 0 {
 		if err := runEcho(w, found, packets, size); err != nil {
@@ -143,6 +165,12 @@ func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, 
 		return err
 	}
 	fmt.Fprintf(w, "guest: ARP through %s: %v is-at %v (%v)\n", ifp.Name(), serveStationIP, mac, rtt.Round(time.Microsecond))
+	if vf != nil {
+		if err := waitVFActive(w, hn, 15*time.Second); err != nil {
+			return err
+		}
+	}
+	before := hn.Stats()
 	if pings > 0 {
 		r, err := ping(ifp, serveGuestIP, serveStationIP, mac, pings, 512, 32, 10*time.Second)
 		if err != nil {
@@ -150,8 +178,33 @@ func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, 
 		}
 		fmt.Fprintf(w, "guest: %d pings of 512 bytes through %s: %d replies, payloads intact, %.1f µs/ping (32 in flight)\n",
 			r.Sent, ifp.Name(), r.Replies, float64(r.Elapsed.Microseconds())/float64(r.Sent))
+		if vf != nil {
+			st := hn.Stats()
+			tx, rx := st.VFTxPackets-before.VFTxPackets, st.VFRxPackets-before.VFRxPackets
+			fmt.Fprintf(w, "guest: through the VF: %d sent, %d received (synthetic: %d sent, %d received)\n",
+				tx, rx, st.TxPackets-before.TxPackets, st.RxPackets-before.RxPackets)
+			if tx < uint64(pings) || rx < uint64(pings) {
+				return fmt.Errorf("guest: the pings did not take the VF (%d sent, %d received through it)", tx, rx)
+			}
+		}
 	}
 	return nil
+}
+
+// waitVFActive waits for hn's transparent VF to take the data path (the
+// 2 s attach wait included) and prints it.
+func waitVFActive(w io.Writer, hn *netvsc.Device, d time.Duration) error {
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		st := hn.VFStatus()
+		if st.State == netvsc.VFActive {
+			fmt.Fprintf(w, "guest: %s: VF %s active (serial %#x, association generation %d), transmit to %s\n",
+				hn.Interface().Name(), st.VF, st.Serial, st.Association.Generation, st.TxTarget)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("guest: the VF did not become active: %+v", st)
+		}
+	}
 }
 
 // arping sends an ARP request for target out of ifp and waits for the

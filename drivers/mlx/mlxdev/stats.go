@@ -52,6 +52,7 @@ type Stats struct {
 	CommandFailures   uint64 // commands with a nonzero status
 	DeliveryErrors    uint64 // entries completed with a nonzero delivery status
 	SpuriousDoorbells uint64 // doorbell bits for entries not owned by hardware
+	LateDoorbells     uint64 // SQ doorbells for WQEs already run (delivered after a later doorbell)
 
 	Interrupts           uint64 // MSI-X messages sent
 	InterruptsPending    uint64 // raised while masked (left in the PBA)
