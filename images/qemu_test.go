@@ -51,16 +51,31 @@ func TestQEMUBoot(t *testing.T) {
 	if err := WriteInitramfs(initrd, initBin, hvsimBin); err != nil {
 		t.Fatal(err)
 	}
+	t.Run("synthetic", func(t *testing.T) { boot(t, initrd, hvsimBin, false) })
+	// The VF too: a second ivshmem device carries its channel (pci/shmio),
+	// and hn0 in the VM takes it transparently.
+	t.Run("vf", func(t *testing.T) { boot(t, initrd, hvsimBin, true) })
+}
 
+// boot runs one VM against its own hvsim serve and checks both consoles.
+func boot(t *testing.T, initrd, hvsimBin string, withVF bool) {
+	dir := t.TempDir()
 	// The host: hvsim serve on a file QEMU can map as an ivshmem BAR.
-	shm := filepath.Join("/dev/shm", fmt.Sprintf("hvguest-qemu-%d", os.Getpid()))
+	shm := filepath.Join("/dev/shm", fmt.Sprintf("hvguest-qemu-%d-%t", os.Getpid(), withVF))
 	if _, err := os.Stat("/dev/shm"); err != nil {
 		shm = filepath.Join(dir, "hvsim.shm")
 	}
-	t.Cleanup(func() { os.Remove(shm) })
+	vfFile := shm + ".vf"
+	t.Cleanup(func() { os.Remove(shm); os.Remove(vfFile) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	host := exec.CommandContext(ctx, hvsimBin, "serve", "-ivshmem", "-shm", shm, "-peer-timeout", "120s")
+	hostArgs := []string{"serve", "-ivshmem", "-shm", shm, "-peer-timeout", "120s"}
+	guestArgs := fmt.Sprintf("hvguest.args=-packets,%d,-peer-timeout,120s", *echoCount)
+	if withVF {
+		hostArgs = append(hostArgs, "-vf", vfFile)
+		guestArgs += ",-vf,pci:auto"
+	}
+	host := exec.CommandContext(ctx, hvsimBin, hostArgs...)
 	hostOut, err := host.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +113,18 @@ func TestQEMUBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	devices := []string{"-no-reboot",
+		"-object", fmt.Sprintf("memory-backend-file,id=hvsim,share=on,mem-path=%s,size=%d", shm, st.Size()),
+		"-device", "ivshmem-plain,memdev=hvsim"}
+	if withVF {
+		vst, err := os.Stat(vfFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		devices = append(devices,
+			"-object", fmt.Sprintf("memory-backend-file,id=hvvf,share=on,mem-path=%s,size=%d", vfFile, vst.Size()),
+			"-device", "ivshmem-plain,memdev=hvvf")
+	}
 
 	// The VM.
 	serial := &lineLog{t: t}
@@ -105,11 +132,8 @@ func TestQEMUBoot(t *testing.T) {
 		qemu.WithQEMUCommand(*qemuFlag),
 		qemu.WithKernel(*kernelFlag),
 		qemu.WithInitramfs(initrd),
-		qemu.WithAppendKernel("console=ttyS0", "panic=-1", "quiet",
-			fmt.Sprintf("hvguest.args=-packets,%d,-peer-timeout,120s", *echoCount)),
-		qemu.ArbitraryArgs("-no-reboot",
-			"-object", fmt.Sprintf("memory-backend-file,id=hvsim,share=on,mem-path=%s,size=%d", shm, st.Size()),
-			"-device", "ivshmem-plain,memdev=hvsim"),
+		qemu.WithAppendKernel("console=ttyS0", "panic=-1", "quiet", guestArgs),
+		qemu.ArbitraryArgs(devices...),
 		qemu.WithSerialOutput(serial),
 		qemu.WithVMTimeout(8*time.Minute),
 	)
@@ -142,6 +166,14 @@ func TestQEMUBoot(t *testing.T) {
 			t.Errorf("console lacks %q", want)
 		}
 	}
+	if withVF {
+		for _, want := range []string{"guest: hn0: VF mlx0 active (serial 0x5eed",
+			"guest: through the VF: 1000 sent, 1000 received (synthetic: 0 sent, 0 received)"} {
+			if !strings.Contains(arp, want) {
+				t.Errorf("console lacks %q", want)
+			}
+		}
+	}
 	if m := regexp.MustCompile(`echoed in \S+: (\d+) ns/packet`).FindStringSubmatch(echoed); m != nil {
 		ns, _ := strconv.Atoi(m[1])
 		t.Logf("echo through ivshmem under QEMU: %d ns/packet", ns)
@@ -154,8 +186,15 @@ func TestQEMUBoot(t *testing.T) {
 		l := hostLog.String()
 		hostMu.Unlock()
 		if strings.Contains(l, want) && strings.Contains(l, "host: guest detached") {
-			if !regexp.MustCompile(`netvsp tx 1001 rx 1001 frames; station got 1001 frames, sent 1 ARP replies`).MatchString(l) {
-				t.Errorf("host answered no ARP:\n%s", l)
+			wants := []string{"netvsp tx 1001 rx 1001 frames; station got 1001 frames, sent 1 ARP replies"}
+			if withVF { // the ARP synthetic, the pings through the VF
+				wants = []string{"netvsp tx 1 rx 1 frames; station got 1001 frames, sent 1 ARP replies",
+					"VF model tx 1000 rx 1000 frames", " 0 violations;", "(0 bad requests)"}
+			}
+			for _, w := range wants {
+				if !strings.Contains(l, w) {
+					t.Errorf("host log lacks %q:\n%s", w, l)
+				}
 			}
 			break
 		}

@@ -53,18 +53,7 @@ func openGuest(path, pciAddr string, peerTimeout time.Duration) (sg *synic.Share
 	case pciAddr == "":
 		return nil, nil, fmt.Errorf("%w: guest needs -shm FILE or -pci ADDR", errUsage)
 	}
-	if pciAddr == "auto" {
-		a, err := findIvshmem(sysfs.DevicesDir)
-		if err != nil {
-			return nil, nil, err
-		}
-		pciAddr = a
-	}
-	fn, err := sysfs.Open(sysfs.DevicesDir, pciAddr)
-	if err != nil {
-		return nil, nil, err
-	}
-	bar, err := fn.BAR(ivshmemBAR)
+	bar, err := mapIvshmem(pciAddr, synicMagic)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,18 +65,56 @@ func openGuest(path, pciAddr string, peerTimeout time.Duration) (sg *synic.Share
 	return sg, func() { sg.Close(); bar.Close() }, nil
 }
 
-// findIvshmem returns the address of the first ivshmem function under root.
-func findIvshmem(root string) (string, error) {
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return "", fmt.Errorf("looking for ivshmem: %w", err)
-	}
-	for _, e := range ents {
-		if id(filepath.Join(root, e.Name(), "vendor")) == ivshmemVendor && id(filepath.Join(root, e.Name(), "device")) == ivshmemDevice {
-			return e.Name(), nil
+// The first bytes of what an ivshmem device carries, which tell the two
+// apart when a VM has both: the synic transport and the VF's channel.
+const (
+	synicMagic = "HVGSYNIC"
+	shmioMagic = "HVSHMIO1"
+)
+
+// mapIvshmem maps BAR 2 of the ivshmem function at addr, or with "auto"
+// of the first one whose memory starts with magic.
+func mapIvshmem(addr, magic string) (*sysfs.BAR, error) {
+	addrs := []string{addr}
+	if addr == "auto" {
+		var err error
+		if addrs, err = findIvshmem(sysfs.DevicesDir); err != nil {
+			return nil, err
 		}
 	}
-	return "", errors.New("no ivshmem device (QEMU -device ivshmem-plain) on the PCI bus")
+	for _, a := range addrs {
+		fn, err := sysfs.Open(sysfs.DevicesDir, a)
+		if err != nil {
+			return nil, err
+		}
+		bar, err := fn.BAR(ivshmemBAR)
+		if err != nil {
+			return nil, err
+		}
+		if m := bar.Mem(); len(m) >= len(magic) && string(m[:len(magic)]) == magic {
+			return bar, nil
+		}
+		bar.Close()
+	}
+	return nil, fmt.Errorf("no ivshmem device carrying %q among %v", magic, addrs)
+}
+
+// findIvshmem returns the addresses of the ivshmem functions under root.
+func findIvshmem(root string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("looking for ivshmem: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if id(filepath.Join(root, e.Name(), "vendor")) == ivshmemVendor && id(filepath.Join(root, e.Name(), "device")) == ivshmemDevice {
+			out = append(out, e.Name())
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no ivshmem device (QEMU -device ivshmem-plain) on the PCI bus")
+	}
+	return out, nil
 }
 
 // id reads a sysfs id file ("0x1af4\n"); -1 if it cannot.

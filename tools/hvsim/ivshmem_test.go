@@ -40,7 +40,8 @@ func TestFindIvshmem(t *testing.T) {
 		t.Fatal("found an ivshmem where there is none")
 	}
 	fn("0000:00:04.0", "0x1af4", "0x1110")
-	if a, err := findIvshmem(root); err != nil || a != "0000:00:04.0" {
+	fn("0000:00:05.0", "0x1af4", "0x1110")
+	if a, err := findIvshmem(root); err != nil || len(a) != 2 || a[0] != "0000:00:04.0" || a[1] != "0000:00:05.0" {
 		t.Fatalf("findIvshmem: %q %v", a, err)
 	}
 	if _, err := findIvshmem(filepath.Join(root, "nope")); err == nil {

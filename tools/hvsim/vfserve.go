@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -180,27 +181,40 @@ func (s *servedVF) report(w io.Writer) {
 // guestVF is the guest's side: the channel, the vPCI bus driver over it
 // and the mlx VF driver.
 type guestVF struct {
-	ch  *shmio.Guest
-	pci *hvpci.Driver
-	bd  *mlx.BusDriver
-	mem []byte
+	ch    *shmio.Guest
+	pci   *hvpci.Driver
+	bd    *mlx.BusDriver
+	mem   []byte
+	unmap func()
 }
 
 // newGuestVF maps the channel file and builds the vPCI and VF drivers;
 // the caller connects VMBus with g.pci for hvpci.Class.
 func newGuestVF(path string, reg *ifnet.Registry, ram kernel.Memory, log *slog.Logger) (*guestVF, error) {
-	mem, err := kernel.MapSharedFile(path, vfFileSize(), false)
-	if err != nil {
-		return nil, err
+	g := &guestVF{}
+	if pciAddr, ok := strings.CutPrefix(path, "pci:"); ok {
+		// Inside a VM: the channel is an ivshmem device's BAR 2.
+		bar, err := mapIvshmem(pciAddr, shmioMagic)
+		if err != nil {
+			return nil, err
+		}
+		g.mem, g.unmap = bar.Mem(), func() { bar.Close() }
+	} else {
+		mem, err := kernel.MapSharedFile(path, vfFileSize(), false)
+		if err != nil {
+			return nil, err
+		}
+		g.mem, g.unmap = mem, func() { kernel.UnmapShared(mem) }
 	}
-	g := &guestVF{mem: mem}
+	mem := g.mem
+	var err error
 	var bd atomic.Pointer[mlx.BusDriver]
 	if g.ch, err = shmio.NewGuest(mem, shmio.GuestConfig{MaxVector: vfMaxVector, OnInterrupt: func(v uint32) {
 		if b := bd.Load(); b != nil {
 			b.Interrupt(serveVFSerial, int(v))
 		}
 	}}); err != nil {
-		kernel.UnmapShared(mem)
+		g.unmap()
 		return nil, err
 	}
 	win := g.ch.ConfigWindow()
@@ -231,5 +245,5 @@ func (g *guestVF) close() {
 	if g.ch != nil {
 		g.ch.Close()
 	}
-	kernel.UnmapShared(g.mem)
+	g.unmap()
 }
