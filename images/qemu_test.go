@@ -72,8 +72,9 @@ func boot(t *testing.T, initrd, hvsimBin string, withVF bool) {
 	hostArgs := []string{"serve", "-ivshmem", "-shm", shm, "-peer-timeout", "120s"}
 	guestArgs := fmt.Sprintf("hvguest.args=-packets,%d,-peer-timeout,120s", *echoCount)
 	if withVF {
-		hostArgs = append(hostArgs, "-vf", vfFile)
-		guestArgs += ",-vf,pci:auto"
+		// And one live migration of the VF while the guest pings for 6 s.
+		hostArgs = append(hostArgs, "-vf", vfFile, "-migrations", "1", "-migrate-every", "500ms")
+		guestArgs += ",-vf,pci:auto,-ping-for,6s"
 	}
 	host := exec.CommandContext(ctx, hvsimBin, hostArgs...)
 	hostOut, err := host.StdoutPipe()
@@ -161,14 +162,23 @@ func boot(t *testing.T, initrd, hvsimBin string, withVF bool) {
 	}
 	for _, want := range []string{"guest: connected, VMBus protocol 6.0", "guest: hn0 up: NVSP NVSP6.1, NDIS6.30",
 		"ether 00:15:5d:00:00:01", "guest: ARP through hn0: 192.0.2.2 is-at 02:00:5e:00:00:02",
-		"guest: 1000 pings of 512 bytes through hn0: 1000 replies, payloads intact"} {
+	} {
 		if !strings.Contains(echoed+arp, want) {
 			t.Errorf("console lacks %q", want)
 		}
 	}
+	pings := regexp.MustCompile(`guest: (\d+) pings of 512 bytes through hn0: (\d+) replies, payloads intact`).FindStringSubmatch(arp)
+	if pings == nil || pings[1] != pings[2] || (!withVF && pings[1] != "1000") {
+		t.Errorf("pings: %v", pings)
+	}
+	var via []string
 	if withVF {
-		for _, want := range []string{"guest: hn0: VF mlx0 active (serial 0x5eed",
-			"guest: through the VF: 1000 sent, 1000 received (synthetic: 0 sent, 0 received)"} {
+		// Every ping answered across the migration, both paths used.
+		via = regexp.MustCompile(`through the VF: (\d+) sent, (\d+) received \(synthetic: (\d+) sent, (\d+) received\)`).FindStringSubmatch(arp)
+		if via == nil || via[1] == "0" || via[2] == "0" || via[3] == "0" || via[4] == "0" {
+			t.Errorf("paths: %v", via)
+		}
+		for _, want := range []string{"guest: hn0: VF mlx0 active (serial 0x5eed", "guest: hn0: VF mlx0 active, association generation"} {
 			if !strings.Contains(arp, want) {
 				t.Errorf("console lacks %q", want)
 			}
@@ -187,9 +197,11 @@ func boot(t *testing.T, initrd, hvsimBin string, withVF bool) {
 		hostMu.Unlock()
 		if strings.Contains(l, want) && strings.Contains(l, "host: guest detached") {
 			wants := []string{"netvsp tx 1001 rx 1001 frames; station got 1001 frames, sent 1 ARP replies"}
-			if withVF { // the ARP synthetic, the pings through the VF
-				wants = []string{"netvsp tx 1 rx 1 frames; station got 1001 frames, sent 1 ARP replies",
-					"VF model tx 1000 rx 1000 frames", " 0 violations;", "(0 bad requests)"}
+			if withVF {
+				wants = []string{"host: 1 migrations done", " 0 violations;", "(0 bad requests)"}
+				if via != nil {
+					wants = append(wants, fmt.Sprintf("VF models tx %s rx %s frames", via[1], via[2]))
+				}
 			}
 			for _, w := range wants {
 				if !strings.Contains(l, w) {

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/hvguest/hvguest/hyperv/synic"
 )
@@ -94,6 +95,9 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 	ivshmem := fs.Bool("ivshmem", false, "serve: round the file up to a power of two (QEMU ivshmem-plain's BAR size)")
 	pciAddr := fs.String("pci", "", "guest: attach over this ivshmem PCI function's BAR 2 (DDDD:BB:DD.F, or auto) instead of -shm, polling (inside a VM)")
 	vfPath := fs.String("vf", "", "serve: offer a vPCI bus with an mlx-lite VF whose registers travel through this second shared file; guest: use it (transparent mode)")
+	nmig := fs.Int("migrations", 0, "serve -vf: live-migrate the VF this many times once the guest took it (withdraw, eject, a new VF)")
+	every := fs.Duration("migrate-every", time.Second, "serve -vf -migrations: time between migrations")
+	pingFor := fs.Duration("ping-for", 0, "guest: keep pinging in rounds of -pings until this long has passed")
 	pings := fs.Int("pings", 1000, "guest: ICMP echo requests to the host's station through hn0 (0: none)")
 	peerTimeout := fs.Duration("peer-timeout", synic.DefaultPeerTimeout, "how long the other side's heartbeat may stall before it counts as gone")
 	verbose := fs.Bool("v", false, "log the protocol")
@@ -108,13 +112,13 @@ func echoFamily(ctx context.Context, cmd string, args []string, out io.Writer) e
 		if *ivshmem {
 			*pages = ivshmemPages(*pages)
 		}
-		return serve(ctx, out, log, *shm, *pages, *tap, *vfPath, synic.WithPeerTimeout(*peerTimeout))
+		return serve(ctx, out, log, *shm, *pages, *tap, *vfPath, migrations{*nmig, *every}, synic.WithPeerTimeout(*peerTimeout))
 	default:
 		sg, done, err := openGuest(*shm, *pciAddr, *peerTimeout)
 		if err != nil {
 			return err
 		}
 		defer done()
-		return guest(out, log, sg, *packets, *size, *pings, *vfPath)
+		return guest(out, log, sg, *packets, *size, *pings, *pingFor, *vfPath)
 	}
 }

@@ -35,7 +35,13 @@ var (
 	serveGuestIP    = netip.MustParseAddr("192.0.2.1")
 )
 
-func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, pages int, tap, vfPath string, opts ...synic.SharedOption) error {
+// migrations is serve's live-migration plan for its VF.
+type migrations struct {
+	n     int
+	every time.Duration
+}
+
+func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, pages int, tap, vfPath string, mig migrations, opts ...synic.SharedOption) error {
 	if path == "" {
 		return fmt.Errorf("%w: serve needs -shm FILE", errUsage)
 	}
@@ -92,6 +98,12 @@ func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, page
 	fmt.Fprintf(w, "host: serving %s (%d pages of guest RAM): echo device, synthetic NIC %v on a switch with station %v (%v)\n",
 		path, pages, testbed.GuestMAC, serveStationIP, serveStationMAC)
 	fmt.Fprintf(w, "host: run: hvsim guest -shm %s\n", path)
+	if vf != nil && mig.n > 0 {
+		mctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); vf.migrate(mctx, w, mig.n, mig.every) }()
+		defer func() { stop(); <-done }() // before vf.close, which runs later
+	}
 	select {
 	case <-sh.Done():
 		fmt.Fprintln(w, "host: guest detached")
@@ -110,7 +122,7 @@ func serve(ctx context.Context, w io.Writer, log *slog.Logger, path string, page
 // guest attaches to `hvsim serve`: echo round trips, then hn0 up, printed,
 // an ARP exchange with the host's station through it and pings of the
 // station, each reply checked.
-func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, pings int, vfPath string) error {
+func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, pings int, pingFor time.Duration, vfPath string) error {
 	ctx := context.Background()
 	reg := ifnet.NewRegistry()
 	defer reg.Close()
@@ -172,9 +184,15 @@ func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, 
 	}
 	before := hn.Stats()
 	if pings > 0 {
-		r, err := ping(ifp, serveGuestIP, serveStationIP, mac, pings, 512, 32, 10*time.Second)
-		if err != nil {
-			return err
+		// Rounds of pings until pingFor has passed (at least one), each
+		// reply checked: a live migration on the host loses none.
+		var r pingResult
+		for start := time.Now(); r.Sent == 0 || time.Since(start) < pingFor; {
+			rr, err := ping(ifp, serveGuestIP, serveStationIP, mac, pings, 512, 32, 10*time.Second)
+			r.Sent, r.Replies, r.Elapsed = r.Sent+rr.Sent, r.Replies+rr.Replies, r.Elapsed+rr.Elapsed
+			if err != nil {
+				return fmt.Errorf("%w (after %d pings)", err, r.Sent-rr.Sent)
+			}
 		}
 		fmt.Fprintf(w, "guest: %d pings of 512 bytes through %s: %d replies, payloads intact, %.1f µs/ping (32 in flight)\n",
 			r.Sent, ifp.Name(), r.Replies, float64(r.Elapsed.Microseconds())/float64(r.Sent))
@@ -183,9 +201,11 @@ func guest(w io.Writer, log *slog.Logger, sg *synic.SharedGuest, packets, size, 
 			tx, rx := st.VFTxPackets-before.VFTxPackets, st.VFRxPackets-before.VFRxPackets
 			fmt.Fprintf(w, "guest: through the VF: %d sent, %d received (synthetic: %d sent, %d received)\n",
 				tx, rx, st.TxPackets-before.TxPackets, st.RxPackets-before.RxPackets)
-			if tx < uint64(pings) || rx < uint64(pings) {
+			if tx+st.TxPackets-before.TxPackets < uint64(r.Sent) || tx == 0 || rx == 0 {
 				return fmt.Errorf("guest: the pings did not take the VF (%d sent, %d received through it)", tx, rx)
 			}
+			vs := hn.VFStatus()
+			fmt.Fprintf(w, "guest: %s: VF %s %s, association generation %d\n", ifp.Name(), vs.VF, vs.State, vs.Association.Generation)
 		}
 	}
 	return nil
